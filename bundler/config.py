@@ -1,0 +1,82 @@
+"""Build-side settings: the `bundle` config group as a typed dataclass, plus the composed profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from spectramind.config import EnvProfile, TargetProfile, compose, env_profile, target_profile, typed
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_top_level_entries: int = 50
+    max_total_bytes: int = 20 * 1024**3
+
+
+@dataclass(frozen=True)
+class KernelShape:
+    accelerator: str = "none"
+    machine_shape: str | None = None
+
+
+@dataclass(frozen=True)
+class BundleSettings:
+    """What to pack and where (configs/bundle/*.yaml)."""
+
+    dataset: str
+    title: str
+    license: str
+    competition: str
+    out: str
+    lock: str
+    requirements_in: str
+    project_dir: str
+    configs: list[str] = field(default_factory=list)
+    weights: list[str] = field(default_factory=list)
+    kernels_dir: str = "kaggle"
+    include_uv: bool = True
+    allow_clobber: bool = False
+    index_url: str = "https://pypi.org/simple"
+    cache_dir: str = "~/.cache/spectramind-bundler"
+    limits: Limits = field(default_factory=Limits)
+    kernel: KernelShape = field(default_factory=KernelShape)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a build-side command needs, resolved once from the composed config."""
+
+    root: Path  # the project checkout (parent of configs/)
+    config_dir: Path
+    cfg: DictConfig
+    env: EnvProfile
+    target: TargetProfile
+    bundle: BundleSettings
+
+    def path(self, value: str) -> Path:
+        """A config path made absolute against the project root (``~`` expanded)."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def image_manifest(self) -> Path:
+        return self.config_dir / "images" / f"{self.target.image}.json"
+
+
+def load(overrides: list[str], config_dir: str | None = None) -> Settings:
+    """Compose the config with Hydra overrides and validate the groups the bundler uses."""
+    from spectramind.config import find_config_dir
+
+    directory = Path(config_dir).resolve() if config_dir else find_config_dir()
+    cfg = compose(overrides, directory)
+    return Settings(
+        root=directory.parent,
+        config_dir=directory,
+        cfg=cfg,
+        env=env_profile(cfg),
+        target=target_profile(cfg),
+        bundle=typed(BundleSettings, cfg.bundle, "bundle"),
+    )

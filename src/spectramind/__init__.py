@@ -1,0 +1,3 @@
+"""SpectraMind V50 run-side package (kept import-light: the boot shim and `spectramind test` load it)."""
+
+__version__ = "0.5.0"

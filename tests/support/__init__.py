@@ -1,0 +1,1 @@
+"""Test helpers shared across the suite: tiny wheels, a local package index, network denial."""

@@ -1,0 +1,90 @@
+"""A PEP 503 'simple' package index on 127.0.0.1, serving a folder of wheels/sdists.
+
+It records every request path so tests can assert what was (or was not) fetched, and stops
+when the context exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _project_of(filename: str) -> str:
+    if filename.endswith(".whl"):
+        return _normalise(filename.split("-")[0])
+    stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
+    return _normalise(stem.rsplit("-", 1)[0])
+
+
+@dataclass
+class LocalIndex:
+    root: Path
+    url: str = ""
+    requests: list[str] = field(default_factory=list)
+
+    @property
+    def simple_url(self) -> str:
+        return f"{self.url}/simple"
+
+
+@contextmanager
+def serve_index(folder: Path) -> Iterator[LocalIndex]:
+    """Serve ``folder`` as ``http://127.0.0.1:<port>/simple/`` for the duration of the block."""
+    index = LocalIndex(root=folder)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep test output quiet
+            return
+
+        def do_GET(self) -> None:
+            index.requests.append(self.path)
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if parts[:1] == ["simple"] and len(parts) == 2:
+                project = _normalise(parts[1])
+                links = []
+                for f in sorted(folder.iterdir()):
+                    if f.is_file() and _project_of(f.name) == project:
+                        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+                        links.append(f'<a href="/files/{html.escape(f.name)}#sha256={digest}">{f.name}</a>')
+                if not links:
+                    self.send_error(404)
+                    return
+                body = ("<!DOCTYPE html><html><body>\n" + "<br>\n".join(links) + "\n</body></html>").encode()
+                self._send(body, "text/html")
+            elif parts[:1] == ["simple"] and len(parts) == 1:
+                names = sorted({_project_of(f.name) for f in folder.iterdir() if f.is_file()})
+                body = "".join(f'<a href="/simple/{n}/">{n}</a>\n' for n in names).encode()
+                self._send(body, "text/html")
+            elif parts[:1] == ["files"] and len(parts) == 2 and (folder / parts[1]).is_file():
+                self._send((folder / parts[1]).read_bytes(), "application/octet-stream")
+            else:
+                self.send_error(404)
+
+        def _send(self, body: bytes, ctype: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    index.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield index
+    finally:
+        server.shutdown()
+        server.server_close()
