@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         return cmd
 
     lock = add("lock", "resolve requirements.in into a hash-locked requirements.lock for the target")
-    lock.add_argument("--in", dest="req_in", default=None, help="requirements.in (default: bundle.requirements_in)")
+    lock.add_argument(
+        "--in", dest="req_in", default=None, help="requirements.in (default: bundle.requirements_in)"
+    )
     lock.add_argument("--out", default=None, help="lock file to write (default: bundle.lock)")
     lock.add_argument("--check", action="store_true", help="fail if the lock is out of date; write nothing")
     lock.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. target=ariel2025-cp311")

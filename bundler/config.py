@@ -10,13 +10,13 @@ from omegaconf import DictConfig
 from spectramind.config import EnvProfile, TargetProfile, compose, env_profile, target_profile, typed
 
 
-@dataclass(frozen=True)
+@dataclass  # nested schemas stay mutable: OmegaConf marks frozen ones read-only and cannot merge
 class Limits:
     max_top_level_entries: int = 50
     max_total_bytes: int = 20 * 1024**3
 
 
-@dataclass(frozen=True)
+@dataclass
 class KernelShape:
     accelerator: str = "none"
     machine_shape: str | None = None

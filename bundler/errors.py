@@ -47,8 +47,9 @@ class BundlerError(SpectraMindError):
     exit_code = EXIT_ERROR
 
     def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
-        super().__init__(redact(what), where=redact(where) if where else None, fix=redact(fix) if fix else None)
-
+        super().__init__(
+            redact(what), where=redact(where) if where else None, fix=redact(fix) if fix else None
+        )
 
 
 class UsageError(BundlerError):

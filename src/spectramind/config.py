@@ -80,11 +80,9 @@ def _normalise(overrides: list[str], config_dir: Path) -> list[str]:
     groups = {p.name for p in config_dir.iterdir() if p.is_dir()}
     out = []
     for item in overrides:
-        if item.startswith("+") and not item.startswith("++"):
-            key = item[1:].split("=", 1)[0]
-            if key in groups:
-                item = item[1:]
-        out.append(item)
+        key = item[1:].split("=", 1)[0]
+        appended_group = item.startswith("+") and not item.startswith("++") and key in groups
+        out.append(item[1:] if appended_group else item)
     return out
 
 
@@ -118,15 +116,18 @@ def typed(schema: type[_T], node: Any, group: str) -> _T:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        base = OmegaConf.structured(schema)
+        OmegaConf.set_readonly(base, False)  # frozen dataclasses make read-only nodes; merge first
+        merged = OmegaConf.merge(base, node)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise SpectraMindError(
             f"config group '{group}' does not match its schema: {exc}",
             where=f"configs/{group}/",
-            fix=f"compare the YAML with {schema.__name__} in spectramind.config",
+            fix=f"compare the YAML with {schema.__name__} in {schema.__module__}",
         ) from exc
-    assert isinstance(obj, schema)
+    if not isinstance(obj, schema):
+        raise SpectraMindError(f"config group '{group}' is not a mapping", where=f"configs/{group}/")
     return obj
 
 

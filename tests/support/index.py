@@ -23,7 +23,7 @@ def _normalise(name: str) -> str:
 
 def _project_of(filename: str) -> str:
     if filename.endswith(".whl"):
-        return _normalise(filename.split("-")[0])
+        return _normalise(filename.split("-", maxsplit=1)[0])
     stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
     return _normalise(stem.rsplit("-", 1)[0])
 
@@ -45,7 +45,7 @@ def serve_index(folder: Path) -> Iterator[LocalIndex]:
     index = LocalIndex(root=folder)
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # keep test output quiet
+        def log_message(self, *_args: object) -> None:  # keep test output quiet
             return
 
         def do_GET(self) -> None:

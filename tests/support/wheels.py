@@ -32,9 +32,9 @@ def make_wheel(
     """
     norm = name.replace("-", "_").lower()
     dist_info = f"{norm}-{version}.dist-info"
-    metadata = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     metadata += [f"Requires-Dist: {req}" for req in requires or []]
-    py_tag, abi_tag, plat_tag = tag.split("-")
+    plat_tag = tag.split("-")[2]
     files: dict[str, bytes] = {
         f"{norm}/__init__.py": (module_code or f"__version__ = {version!r}\n").encode(),
         f"{dist_info}/METADATA": ("\n".join(metadata) + "\n").encode(),
@@ -68,11 +68,7 @@ def make_sdist(
     norm = name.replace("-", "_").lower()
     root = f"{norm}-{version}"
     deps = ", ".join(repr(r) for r in requires or [])
-    ext = (
-        f"ext_modules=[Extension('{norm}._speed', ['{norm}/_speed.c'])],"
-        if needs_compiler
-        else ""
-    )
+    ext = f"ext_modules=[Extension('{norm}._speed', ['{norm}/_speed.c'])]," if needs_compiler else ""
     files = {
         f"{root}/setup.py": (
             "from setuptools import setup, Extension\n"

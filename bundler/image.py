@@ -1,0 +1,132 @@
+"""Image manifests: what a Kaggle image already has (configs/images/<name>.json).
+
+Written by ``python -m bundler probe`` inside the image. Schema (version 1)::
+
+    {
+      "schema": 1,
+      "name": "kaggle-sim-cp311",
+      "note": "how it was captured / how to recreate it",
+      "python": {"version": "3.11.7", "implementation": "cpython", "abi": "cp311"},
+      "platform": {"system": "Linux", "machine": "x86_64", "glibc": "2.36",
+                   "platforms": ["manylinux_2_36_x86_64", ...],      # accepted platform tags
+                   "tags": ["cp311-cp311-manylinux_2_36_x86_64", ...]},  # full interpreter tags
+      "cuda": {"driver": null, "runtime": null},
+      "distributions": [{"name": "numpy", "version": "2.1.3", "requires_dist": ["..."]}, ...]
+    }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from bundler.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One installed distribution of the image."""
+
+    name: str
+    version: str
+    requires: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageManifest:
+    """A parsed image manifest; ``distributions`` is keyed by canonical (PEP 503) name."""
+
+    name: str
+    sha256: str
+    python: str
+    abi: str
+    platforms: tuple[str, ...]
+    glibc: str | None
+    cuda: dict[str, Any]
+    distributions: dict[str, Distribution]
+
+    def get(self, name: str) -> Distribution | None:
+        return self.distributions.get(str(canonicalize_name(name)))
+
+    def has(self, name: str, version: str) -> bool:
+        """True when the image has ``name`` at ``version``.
+
+        A local label on the image side matches the public version (the image's ``2.13.0+cpu``
+        satisfies a lock pin ``==2.13.0``, as PEP 440 ``==`` does).
+        """
+        dist = self.get(name)
+        if dist is None:
+            return False
+        try:
+            have, want = Version(dist.version), Version(version)
+        except InvalidVersion:
+            return dist.version == version
+        return have == want or (want.local is None and have.public == want.public)
+
+
+def parse_image(data: dict[str, Any], *, name: str, sha256: str, where: str) -> ImageManifest:
+    try:
+        dists: dict[str, Distribution] = {
+            str(canonicalize_name(d["name"])): Distribution(
+                name=d["name"], version=d["version"], requires=tuple(d.get("requires_dist") or ())
+            )
+            for d in data["distributions"]
+        }
+        return ImageManifest(
+            name=data.get("name", name),
+            sha256=sha256,
+            python=data["python"]["version"],
+            abi=data["python"]["abi"],
+            platforms=tuple(data["platform"]["platforms"]),
+            glibc=data["platform"].get("glibc"),
+            cuda=dict(data.get("cuda") or {}),
+            distributions=dists,
+        )
+    except (KeyError, TypeError) as exc:
+        raise UsageError(
+            f"image manifest is malformed (missing {exc})",
+            where=where,
+            fix="re-capture it with `python -m bundler probe --out FILE` inside the image",
+        ) from exc
+
+
+def load_image_file(path: Path) -> ImageManifest:
+    """Load an image manifest from a file."""
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw)
+    except FileNotFoundError as exc:
+        raise UsageError(
+            "image manifest not found",
+            where=str(path),
+            fix="capture one with `python -m bundler probe --out FILE` inside the image",
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"image manifest is not valid JSON: {exc}",
+            where=str(path),
+            fix="re-capture it with `python -m bundler probe`",
+        ) from exc
+    return parse_image(data, name=path.stem, sha256=hashlib.sha256(raw).hexdigest(), where=str(path))
+
+
+def load_image(config_dir: Path, name: str) -> ImageManifest:
+    """Load ``configs/images/<name>.json``; an unknown name lists the ones that exist."""
+    path = config_dir / "images" / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in (config_dir / "images").glob("*.json"))
+        raise UsageError(
+            f"unknown image manifest '{name}'",
+            where=str(path),
+            fix=(
+                f"choose one of {known or '(none)'} with target.image=NAME, or capture yours with "
+                f"`python -m bundler probe --out {path}` inside the Kaggle image"
+            ),
+        )
+    return load_image_file(path)
