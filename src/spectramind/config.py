@@ -32,6 +32,7 @@ class EnvProfile:
     safety_margin_s: int
     input_dir: str
     output_dir: str
+    data_dir: str | None = None  # competition data; None means data.root
     seed: int = 1337
     deterministic: bool = True
     threads: int = 0
