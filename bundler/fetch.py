@@ -1,0 +1,262 @@
+"""A small client for a package index's simple API, and the content-addressed wheel cache.
+
+- Index pages: PEP 691 JSON when the index offers it, PEP 503 HTML otherwise (stdlib urllib, so
+  HTTP(S)_PROXY / NO_PROXY from the environment apply). Every request is counted.
+- Cache layout: ``<cache>/sha256/<hex[:2]>/<hex>/<filename>``. A file's path is its hash, so it is
+  re-hashed on every use; a corrupted file is deleted and fetched again.
+- Choices: ``<cache>/choices/<key>.json`` remembers which file was picked for a pin, keyed by the
+  pin's name, version, hashes and the target's tags, so a warm rebuild needs no index page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from bundler.errors import BundlerError, VerificationError
+
+_ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+_CHUNK = 1 << 16
+TIMEOUT_S = 60.0
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user:password (for messages and records)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        parts = parts._replace(netloc=netloc)
+    return urllib.parse.urlunsplit(parts._replace(fragment=""))
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One file offered by the index for a project."""
+
+    filename: str
+    url: str
+    sha256: str | None
+    size: int | None = None
+    yanked: bool = False
+
+
+class _LinkParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, dict[str, str | None]]] = []
+        self.base: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base":
+            self.base = dict(attrs).get("href") or self.base
+        if tag == "a":
+            self.links.append(("", dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        if self.links:
+            text, attrs = self.links[-1]
+            self.links[-1] = (text + data, attrs)
+
+
+def parse_html(body: str, page_url: str) -> list[IndexFile]:
+    """Files of a PEP 503 project page."""
+    parser = _LinkParser()
+    parser.feed(body)
+    base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
+    files: list[IndexFile] = []
+    for text, attrs in parser.links:
+        href = attrs.get("href")
+        if not href:
+            continue
+        url = urllib.parse.urljoin(base, href)
+        path, _, fragment = url.partition("#")
+        filename = urllib.parse.unquote(path.rsplit("/", 1)[-1]) or text.strip()
+        digest = None
+        if fragment.startswith("sha256="):
+            digest = fragment.removeprefix("sha256=").lower()
+        files.append(IndexFile(filename, path, digest, None, "data-yanked" in attrs))
+    return files
+
+
+def parse_json(data: dict[str, Any], page_url: str) -> list[IndexFile]:
+    """Files of a PEP 691 project page."""
+    files: list[IndexFile] = []
+    for item in data.get("files", []):
+        url = urllib.parse.urljoin(page_url, item["url"]).partition("#")[0]
+        digest = (item.get("hashes") or {}).get("sha256")
+        size = item.get("size")
+        files.append(
+            IndexFile(
+                filename=item["filename"],
+                url=url,
+                sha256=digest.lower() if digest else None,
+                size=int(size) if isinstance(size, int) else None,
+                yanked=bool(item.get("yanked")),
+            )
+        )
+    return files
+
+
+class IndexClient:
+    """Fetches project pages and files; ``requests`` counts every HTTP request made."""
+
+    def __init__(self, index_url: str, *, offline: bool = False) -> None:
+        self.index_url = index_url.rstrip("/") + "/"
+        self.offline = offline
+        self.requests = 0
+
+    def _open(self, url: str, accept: str | None = None) -> Any:
+        if self.offline:  # a programming error: offline callers must check the cache first
+            raise BundlerError("network access attempted in --offline mode", where=safe_url(url))
+        request = urllib.request.Request(url, headers={"Accept": accept or "*/*"})  # noqa: S310
+        self.requests += 1
+        try:
+            return urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310 (http(s) index URLs)
+        except urllib.error.HTTPError as exc:
+            raise BundlerError(
+                f"the index answered HTTP {exc.code} for {safe_url(url)}",
+                where=safe_url(self.index_url),
+                fix="check bundle.index_url and that the package exists there",
+            ) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BundlerError(
+                f"cannot reach the package index: {reason}",
+                where=safe_url(url),
+                fix="check the network / HTTPS_PROXY, or build with --offline from a warm cache",
+            ) from exc
+
+    def project_files(self, project: str) -> list[IndexFile]:
+        """The files the index offers for ``project`` (canonical name)."""
+        page = urllib.parse.urljoin(self.index_url, f"{project}/")
+        with self._open(page, _ACCEPT) as response:
+            ctype = response.headers.get("Content-Type", "")
+            final = response.geturl() or page
+            body = response.read()
+        if "json" in ctype:
+            return parse_json(json.loads(body), final)
+        return parse_html(body.decode("utf-8", "replace"), final)
+
+    def download(
+        self, url: str, dest_dir: Path, progress: Callable[[int, int | None], None] | None = None
+    ) -> tuple[Path, str, int]:
+        """Stream ``url`` into a temp file in ``dest_dir``; returns (temp path, sha256, size)."""
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out, self._open(url) as response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if progress:
+                        progress(len(chunk), total)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return Path(tmp), digest.hexdigest(), size
+
+
+def hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Cache:
+    """The content-addressed store of wheels, sdists and built wheels, plus the pin->file choices."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def blob_path(self, sha256: str, filename: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256 / filename
+
+    def get(self, sha256: str, filename: str) -> Path | None:
+        """The cached file if present and intact; a corrupted one is removed (returns None)."""
+        path = self.blob_path(sha256, filename)
+        if not path.is_file():
+            return None
+        if hash_file(path) != sha256:
+            path.unlink(missing_ok=True)
+            return None
+        return path
+
+    def put(self, tmp: Path, sha256: str, filename: str) -> Path:
+        """Move a verified temp file into the store."""
+        path = self.blob_path(sha256, filename)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.replace(path)
+        return path
+
+    def put_file(self, source: Path, sha256: str) -> Path:
+        """Copy a file (e.g. a freshly built wheel) into the store."""
+        path = self.blob_path(sha256, source.name)
+        if not path.is_file():
+            write_atomic(path, source.read_bytes())
+        return path
+
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    def _choice_path(self, key: str) -> Path:
+        return self.root / "choices" / f"{key}.json"
+
+    def load_choice(self, key: str) -> dict[str, Any] | None:
+        path = self._choice_path(key)
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save_choice(self, key: str, choice: dict[str, Any]) -> None:
+        write_atomic(self._choice_path(key), json.dumps(choice, indent=1, sort_keys=True).encode())
+
+
+def choice_key(name: str, version: str, hashes: tuple[str, ...], tags_key: str) -> str:
+    blob = json.dumps(
+        {"v": 1, "name": name, "version": version, "hashes": sorted(hashes), "tags": tags_key},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def verify_download(filename: str, sha256: str, allowed: tuple[str, ...], url: str, lock_where: str) -> None:
+    """A downloaded file must hash to one of the lock's hashes."""
+    if sha256 not in allowed:
+        raise VerificationError(
+            f"hash mismatch: {filename} has sha256 {sha256}, the lock allows {', '.join(allowed)}",
+            where=f"{safe_url(url)} (pin at {lock_where})",
+            fix="the file changed on the index or in transit; if the new file is trusted, re-lock with "
+            "`python -m bundler lock`, otherwise check the index / proxy",
+        )

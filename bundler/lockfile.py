@@ -1,0 +1,254 @@
+"""Read pip-tools lock files (``requirements.lock``) and their ``# spectramind-lock:`` header.
+
+Format (what ``pip-compile --generate-hashes`` and ``uv pip compile --generate-hashes`` write)::
+
+    # spectramind-lock: requirements-in-sha256=<hex> target=<name> image=<name> image-sha256=<hex>
+    --index-url https://pypi.org/simple
+    numpy==2.1.3 \\
+        --hash=sha256:<hex> \\
+        --hash=sha256:<hex>
+        # via -r requirements.in
+    tomli==2.0.1 ; python_version < "3.11" \\
+        --hash=sha256:<hex>
+
+Every pin is ``name==version`` with at least one sha256 hash. Errors name ``file:line`` and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from bundler.errors import BundlerError
+
+HEADER_PREFIX = "# spectramind-lock:"
+RELOCK = "re-lock with `python -m bundler lock`"
+
+_HASH = re.compile(r"--hash[=\s]+(?P<algo>[A-Za-z0-9]+):(?P<hex>[0-9A-Fa-f]+)")
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+# Options pip accepts on their own line in a requirements file; they do not name packages.
+_GLOBAL_OPTIONS = (
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--trusted-host",
+    "--no-binary",
+    "--only-binary",
+    "--prefer-binary",
+    "--pre",
+    "--no-index",
+)
+
+
+@dataclass(frozen=True)
+class LockedPin:
+    """One ``name==version`` pin: canonical name, exact version, allowed sha256 hashes, marker."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+    markers: str | None
+    line: int  # 1-based line of the pin in the lock file
+    extras: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
+class LockHeader:
+    """The ``# spectramind-lock:`` comment written by ``python -m bundler lock``."""
+
+    requirements_in_sha256: str
+    target: str
+    image: str
+    image_sha256: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Lock:
+    path: Path
+    sha256: str
+    header: LockHeader | None
+    pins: tuple[LockedPin, ...]
+    options: tuple[str, ...] = field(default=())
+
+
+def _malformed(path: Path, line: int, what: str, fix: str) -> BundlerError:
+    return BundlerError(f"malformed lock line: {what}", where=f"{path}:{line}", fix=fix)
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Join backslash continuations; comment-only lines end a continuation. Returns (first line, text)."""
+    out: list[tuple[int, str]] = []
+    buf: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if stripped.startswith("#"):
+            if buf:
+                out.append((start, " ".join(buf)))
+                buf = []
+            out.append((number, stripped))
+            continue
+        if not buf:
+            start = number
+        if stripped.endswith("\\"):
+            buf.append(stripped[:-1].strip())
+            continue
+        buf.append(stripped)
+        out.append((start, " ".join(buf)))
+        buf = []
+    if buf:
+        out.append((start, " ".join(buf)))
+    return out
+
+
+def parse_header(line: str, number: int, path: Path) -> LockHeader:
+    fields = dict(item.split("=", 1) for item in line.removeprefix(HEADER_PREFIX).split() if "=" in item)
+    needed = ("requirements-in-sha256", "target", "image", "image-sha256")
+    missing = [k for k in needed if not fields.get(k)]
+    if missing:
+        raise _malformed(path, number, f"lock header lacks {', '.join(missing)}", RELOCK)
+    return LockHeader(
+        requirements_in_sha256=fields["requirements-in-sha256"].lower(),
+        target=fields["target"],
+        image=fields["image"],
+        image_sha256=fields["image-sha256"].lower(),
+        line=number,
+    )
+
+
+def _parse_pin(text: str, number: int, path: Path) -> LockedPin:
+    req_text, _, _ = text.partition(" --")
+    options = text[len(req_text) :]
+    leftover = _HASH.sub("", options).strip()
+    if leftover:
+        raise _malformed(path, number, f"unexpected option {leftover.split()[0]!r}", RELOCK)
+    try:
+        req = Requirement(req_text.strip())
+    except InvalidRequirement as exc:
+        raise _malformed(path, number, f"{req_text.strip()!r} is not a requirement ({exc})", RELOCK) from exc
+    specs = list(req.specifier)
+    if req.url or len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
+        raise _malformed(
+            path,
+            number,
+            f"{req_text.strip()!r} is not pinned to one exact version (name==version)",
+            f"{RELOCK}; URLs, ranges and editable requirements cannot be bundled",
+        )
+    hashes = tuple(
+        sorted({m["hex"].lower() for m in _HASH.finditer(options) if m["algo"].lower() == "sha256"})
+    )
+    if not hashes or any(len(h) != 64 for h in hashes):
+        raise BundlerError(
+            f"pin without hash: {req.name}=={specs[0].version} has no sha256 --hash",
+            where=f"{path}:{number}",
+            fix=f"{RELOCK} (it runs with --generate-hashes); every file is verified against the lock",
+        )
+    return LockedPin(
+        name=str(canonicalize_name(req.name)),
+        version=specs[0].version,
+        hashes=hashes,
+        markers=str(req.marker) if req.marker else None,
+        line=number,
+        extras=tuple(sorted(req.extras)),
+    )
+
+
+def parse_lock(path: Path) -> Lock:
+    """Parse a pip-tools lock with hashes; every problem names ``file:line`` and the fix."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BundlerError(
+            "lock file not found", where=str(path), fix=f"create it: {RELOCK} (or pass --lock PATH)"
+        ) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BundlerError("lock file is not UTF-8 text", where=str(path), fix=RELOCK) from exc
+    header: LockHeader | None = None
+    pins: list[LockedPin] = []
+    options: list[str] = []
+    for number, line in _logical_lines(text):
+        if not line:
+            continue
+        if line.startswith(HEADER_PREFIX):
+            header = parse_header(line, number, path)
+            continue
+        content = _COMMENT.sub("", line).strip()
+        if not content:
+            continue
+        if content.startswith("-"):
+            flag = re.split(r"[=\s]", content, maxsplit=1)[0]
+            if flag in _GLOBAL_OPTIONS:
+                options.append(content)
+                continue
+            raise _malformed(
+                path,
+                number,
+                f"option {flag!r} is not allowed in a lock",
+                f"{RELOCK}; a lock holds only name==version pins with --hash lines",
+            )
+        pins.append(_parse_pin(content, number, path))
+    return Lock(
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        header=header,
+        pins=tuple(pins),
+        options=tuple(options),
+    )
+
+
+def check_fresh(lock: Lock, requirements_in: Path) -> None:
+    """Fail with "lock out of date" when requirements.in changed since the lock was written."""
+    if lock.header is None:
+        raise BundlerError(
+            f"lock has no '{HEADER_PREFIX}' header, so it cannot be checked against requirements.in",
+            where=f"{lock.path}:1",
+            fix=RELOCK,
+        )
+    try:
+        actual = hashlib.sha256(requirements_in.read_bytes()).hexdigest()
+    except FileNotFoundError as exc:
+        raise BundlerError(
+            "requirements.in not found", where=str(requirements_in), fix="set bundle.requirements_in"
+        ) from exc
+    if actual != lock.header.requirements_in_sha256:
+        raise BundlerError(
+            f"lock out of date: {requirements_in.name} changed since the lock was written "
+            f"(sha256 {actual[:12]}… vs {lock.header.requirements_in_sha256[:12]}… in the lock)",
+            where=f"{lock.path}:{lock.header.line}",
+            fix=RELOCK,
+        )
+
+
+def check_target(lock: Lock, target: str, image: str, image_sha256: str) -> None:
+    """Fail when the lock was resolved for another target or another capture of the image."""
+    header = lock.header
+    if header is None:
+        raise BundlerError(f"lock has no '{HEADER_PREFIX}' header", where=f"{lock.path}:1", fix=RELOCK)
+    where = f"{lock.path}:{header.line}"
+    if header.target != target or header.image != image:
+        raise BundlerError(
+            f"lock was resolved for target={header.target} image={header.image}, "
+            f"but this build is for target={target} image={image}",
+            where=where,
+            fix=f"{RELOCK} target={target}, or build with target={header.target}",
+        )
+    if header.image_sha256 != image_sha256:
+        raise BundlerError(
+            f"lock out of date: image manifest '{image}' changed since the lock was written",
+            where=where,
+            fix=RELOCK,
+        )
