@@ -194,6 +194,13 @@ def parse_lock(path: Path) -> Lock:
             if flag in _GLOBAL_OPTIONS:
                 options.append(content)
                 continue
+            if flag == "--hash":
+                raise _malformed(
+                    path,
+                    number,
+                    "a --hash line that continues no pin",
+                    f"end the pin's line above with a backslash, or {RELOCK}",
+                )
             raise _malformed(
                 path,
                 number,
