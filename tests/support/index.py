@@ -72,12 +72,16 @@ def serve_index(folder: Path) -> Iterator[LocalIndex]:
             else:
                 self.send_error(404)
 
+        def do_HEAD(self) -> None:  # uv probes range-request support with HEAD before a download
+            self.do_GET()
+
         def _send(self, body: bytes, ctype: str) -> None:
             self.send_response(200)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     index.url = f"http://127.0.0.1:{server.server_address[1]}"
