@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,9 @@ from bundler.errors import BundlerError, VerificationError
 _ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 _CHUNK = 1 << 16
 TIMEOUT_S = 60.0
+RETRIES = 2  # transient failures (5xx, 429, timeouts, resets) are retried with backoff
+BACKOFF_S = 1.0
+_TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
 
 
 def safe_url(url: str) -> str:
@@ -120,22 +124,30 @@ class IndexClient:
         if self.offline:  # a programming error: offline callers must check the cache first
             raise BundlerError("network access attempted in --offline mode", where=safe_url(url))
         request = urllib.request.Request(url, headers={"Accept": accept or "*/*"})  # noqa: S310
-        self.requests += 1
-        try:
-            return urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310 (http(s) index URLs)
-        except urllib.error.HTTPError as exc:
-            raise BundlerError(
-                f"the index answered HTTP {exc.code} for {safe_url(url)}",
-                where=safe_url(self.index_url),
-                fix="check bundle.index_url and that the package exists there",
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise BundlerError(
-                f"cannot reach the package index: {reason}",
-                where=safe_url(url),
-                fix="check the network / HTTPS_PROXY, or build with --offline from a warm cache",
-            ) from exc
+        for attempt in range(RETRIES + 1):
+            self.requests += 1
+            try:
+                return urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310 (http(s) index URLs)
+            except urllib.error.HTTPError as exc:
+                if exc.code in _TRANSIENT_HTTP and attempt < RETRIES:
+                    time.sleep(BACKOFF_S * 2**attempt)
+                    continue
+                raise BundlerError(
+                    f"the index answered HTTP {exc.code} for {safe_url(url)}",
+                    where=safe_url(self.index_url),
+                    fix="check bundle.index_url and that the package exists there",
+                ) from exc
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, TimeoutError | ConnectionResetError) and attempt < RETRIES:
+                    time.sleep(BACKOFF_S * 2**attempt)
+                    continue
+                raise BundlerError(
+                    f"cannot reach the package index: {reason}",
+                    where=safe_url(url),
+                    fix="check the network / HTTPS_PROXY, or build with --offline from a warm cache",
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def project_files(self, project: str) -> list[IndexFile]:
         """The files the index offers for ``project`` (canonical name)."""

@@ -157,23 +157,30 @@ class _Fetcher:
 
     def source(self, job: _Job, tags: TargetTags) -> Path:
         """The verified file of the job's choice (wheel or sdist) in the cache, fetched if needed."""
-        choice = job.choice
-        if choice:
-            cached = self.cache.get(choice["sha256"], choice["filename"])
+        if job.choice:
+            cached = self.cache.get(job.choice["sha256"], job.choice["filename"])
             if cached is not None:
                 return cached
-            f = IndexFile(choice["filename"], choice["url"], choice["sha256"], choice.get("size"))
-        else:
-            f = pick_file(job.pin, self.client.project_files(job.pin.name), tags, job.where)
-            job.choice = {
-                "name": job.pin.name,
-                "version": job.pin.version,
-                "kind": "wheel" if f.filename.endswith(".whl") else "sdist",
-                "filename": f.filename,
-                "url": safe_url(f.url),
-                "sha256": f.sha256,
-                "size": f.size,
-            }
+            c = job.choice
+            try:  # the remembered file: no index page needed
+                path = self.download(job, IndexFile(c["filename"], c["url"], c["sha256"], c.get("size")))
+            except VerificationError:
+                raise
+            except BundlerError:
+                job.choice = {}  # the remembered URL is gone: ask the index again
+                return self.source(job, tags)
+            job.origin = "downloaded"
+            return path
+        f = pick_file(job.pin, self.client.project_files(job.pin.name), tags, job.where)
+        job.choice = {
+            "name": job.pin.name,
+            "version": job.pin.version,
+            "kind": "wheel" if f.filename.endswith(".whl") else "sdist",
+            "filename": f.filename,
+            "url": safe_url(f.url),
+            "sha256": f.sha256,
+            "size": f.size,
+        }
         path = self.download(job, f)
         job.choice["sha256"] = path.parent.name
         job.origin = "downloaded"
@@ -211,6 +218,7 @@ class _Plan:
     image: ImageManifest
     marker_env: dict[str, str]
     tags: TargetTags
+    warnings: list[str]
 
 
 def _plan(settings: Settings, lock: Path) -> _Plan:
@@ -241,7 +249,13 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
             skipped.append({"name": pin.name, "version": pin.version})
             continue
         jobs.append(_Job(pin, choice_key(pin.name, pin.version, pin.hashes, tags.key()), where))
-    return _Plan(jobs, sorted(skipped, key=lambda s: s["name"]), image, env, tags)
+    warnings: list[str] = []
+    if image.abi and image.abi != settings.target.abi:
+        warnings.append(
+            f"target {settings.target.name} is {settings.target.abi} but image manifest "
+            f"{settings.target.image} was captured on {image.abi}: check target.image"
+        )
+    return _Plan(jobs, sorted(skipped, key=lambda s: s["name"]), image, env, tags, warnings)
 
 
 def _missing_offline(jobs: list[_Job], cache: Cache) -> list[str]:
@@ -284,7 +298,7 @@ def build_wheelhouse(
         DownloadColumn(),
         TransferSpeedColumn(),
         console=console,
-        transient=True,
+        transient=False,
     )
     with progress:
         fetcher = _Fetcher(settings, offline, progress)
@@ -338,7 +352,7 @@ def build_wheelhouse(
         skipped=plan.skipped,
         built=[r for r in records if r.origin == "built"],
         bytes_total=sum(r.size for r in records),
-        warnings=warnings,
+        warnings=plan.warnings + warnings,
         network_requests=fetcher.client.requests,
     )
 

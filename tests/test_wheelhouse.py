@@ -165,6 +165,9 @@ def test_cp312_target_picks_cp312_wheels_not_the_build_machine(project: Project)
     with serve_index(project.files) as index:
         result = project.build(index.simple_url, "target=kaggle-cp312", f"target.image={IMAGE}")
     assert names(result) == [plats["cp312-linux"].name]
+    assert result.warnings == [
+        f"target kaggle-cp312 is cp312 but image manifest {IMAGE} was captured on cp311: check target.image"
+    ]
 
 
 def test_abi3_and_pure_fallbacks_rank_below_exact_cpython(project: Project) -> None:
@@ -189,6 +192,22 @@ def test_corrupted_cache_file_is_fetched_again_without_an_index_page(project: Pr
         assert index.requests == [f"/files/{pure.name}"]
     assert again.wheels[0].origin == "downloaded"
     assert sha256_file(blob) == sha256_file(pure)
+
+
+def test_a_remembered_url_that_is_gone_is_looked_up_again(project: Project) -> None:
+    pure = make_wheel(project.files, "tinypure", "1.0")
+    write_lock(project, [("tinypure", "1.0", [pure])])
+    with serve_index(project.files) as index:
+        project.build(index.simple_url)
+        [choice] = (project.root / "cache" / "choices").iterdir()
+        choice.write_text(choice.read_text().replace("/files/", "/moved/"))
+        shutil.rmtree(project.root / "cache" / "sha256")
+        shutil.rmtree(project.dest)
+        index.requests.clear()
+        again = project.build(index.simple_url)
+        assert index.requests == [f"/moved/{pure.name}", "/simple/tinypure/", f"/files/{pure.name}"]
+    assert again.network_requests == 3
+    assert names(again) == [pure.name]
 
 
 def test_offline_names_what_is_missing_and_writes_nothing(project: Project) -> None:
