@@ -974,6 +974,10 @@ class Boot:
         if submission_problem(target, self._sample()) is None:
             shutil.copyfile(target, self.backup)
 
+    def _changed(self, target: Path) -> bool:
+        """Did the command write the submission (it differs from the one kept before it ran)?"""
+        return not self.backup.is_file() or file_sha256(target) != file_sha256(self.backup)
+
     def _finish(self) -> None:
         """Whatever happened: a valid submission if one can be had, then the records."""
         target = self.out / SUBMISSION_NAME
@@ -984,7 +988,7 @@ class Boot:
             return
         sample = self._sample()
         problem = submission_problem(target, sample)
-        if problem is None and self.outcome.reason != "not-started":
+        if problem is None and self.outcome.reason != "not-started" and self._changed(target):
             self.submission_source = "command" if self.outcome.reason == "completed" else "last-written"
         elif problem is not None and self.backup.is_file():
             atomic_write(target, self.backup.read_bytes())

@@ -1,0 +1,197 @@
+"""The local Kaggle sandbox (DESIGN §7): the image's environment recreated here, plus namespaces.
+
+Three parts, each usable alone:
+
+- `image_packages`: which image distributions a bundle relies on (MANIFEST ``skipped`` and their
+  dependency closure inside the image, from the image manifest's ``Requires-Dist``).
+- `image_env`: a venv holding exactly those distributions at the image's versions, built once and
+  cached, keyed by the image sha256 and the package set. `run_env` then makes a thin per-run venv
+  that sees the cached one through a ``.pth`` file, so a boot's installs never leak into the cache.
+- `sandbox_argv`: the ``unshare`` command line that runs boot with no network (a new network
+  namespace whose only interface, loopback, stays down) and a private mount namespace in which
+  ``/kaggle/input`` is read-only and ``/kaggle/working`` is the caller's output folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from bundler.errors import BundlerError, UsageError
+from bundler.image import ImageManifest
+
+COMPETITION_MOUNT = "/kaggle/input/ariel-data-challenge-2025"
+_READY = ".spectramind-image-ready"
+
+
+def image_packages(image: ImageManifest, roots: list[str]) -> list[tuple[str, str]]:
+    """``(name, version)`` of ``roots`` and every image distribution they need, sorted by name.
+
+    Requirements are followed only inside the image (what the image lacks, the bundle brings) and
+    only when their marker holds for the target without extras.
+    """
+    env = {k: str(v) for k, v in default_environment().items()}
+    env.update(python_version=".".join(image.python.split(".")[:2]), python_full_version=image.python)
+    todo = [str(canonicalize_name(r)) for r in roots]
+    seen: dict[str, tuple[str, str]] = {}
+    while todo:
+        key = todo.pop()
+        dist = image.get(key)
+        if dist is None or key in seen:
+            continue
+        seen[key] = (dist.name, dist.version)
+        for raw in dist.requires:
+            try:
+                req = Requirement(raw)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({**env, "extra": ""}):
+                continue
+            todo.append(str(canonicalize_name(req.name)))
+    return sorted(seen.values(), key=lambda nv: canonicalize_name(nv[0]))
+
+
+@dataclass(frozen=True)
+class ImageEnv:
+    """A recreated image environment (a venv) and how it was obtained."""
+
+    path: Path
+    python: Path
+    site: Path
+    packages: tuple[tuple[str, str], ...]
+    cached: bool
+    seconds: float
+
+
+def _site(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python3*/site-packages"))
+    if not found:
+        raise BundlerError(f"no site-packages in {venv}", where=str(venv), fix="delete it and run again")
+    return found[0]
+
+
+def pip_env() -> dict[str, str]:
+    """Environment for pip that ignores this machine's pip configuration (find-links, mirrors)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    return env
+
+
+def image_env(
+    image: ImageManifest,
+    packages: list[tuple[str, str]],
+    cache_root: Path,
+    *,
+    find_links: list[Path],
+    index_url: str | None,
+    python: str = sys.executable,
+) -> ImageEnv:
+    """The image's packages in a venv under ``cache_root``, created on first use, then reused."""
+    started = time.monotonic()
+    key_src = json.dumps(
+        {"image": image.sha256, "python": image.python, "packages": sorted(packages)}, sort_keys=True
+    )
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    venv = cache_root / f"{image.name}-{key}"
+    if (venv / _READY).is_file():
+        return ImageEnv(venv, venv / "bin" / "python", _site(venv), tuple(packages), True, 0.0)
+    if venv.exists():  # an interrupted creation: start over
+        shutil.rmtree(venv)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    _run([python, "-m", "venv", str(venv)], "create the image venv", env=pip_env())
+    if packages:
+        cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-input", "-q"]
+        cmd += [arg for link in find_links for arg in ("--find-links", str(link))]
+        cmd += ["--index-url", index_url] if index_url else ["--no-index"]
+        cmd += [f"{name}=={version}" for name, version in packages]
+        _run(cmd, f"install {len(packages)} image package(s)", env=pip_env())
+    (venv / _READY).write_text(key_src + "\n", encoding="utf-8")
+    seconds = round(time.monotonic() - started, 3)
+    return ImageEnv(venv, venv / "bin" / "python", _site(venv), tuple(packages), False, seconds)
+
+
+def run_env(base: ImageEnv, dest: Path) -> Path:
+    """A thin venv at ``dest`` that sees ``base`` through a .pth file; returns its python.
+
+    Boot installs into it (its site-packages come first on sys.path), the cached image stays as is.
+    """
+    _run([str(base.python), "-m", "venv", "--without-pip", str(dest)], "create the run venv", env=pip_env())
+    (_site(dest) / "_spectramind_image.pth").write_text(f"{base.site}\n", encoding="utf-8")
+    return dest / "bin" / "python"
+
+
+def _run(cmd: list[str], what: str, *, env: dict[str, str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+        raise BundlerError(
+            f"sandbox: could not {what} (exit {proc.returncode}):\n{tail}",
+            where=" ".join(cmd[:6]) + (" ..." if len(cmd) > 6 else ""),
+            fix="check the image manifest versions and that their wheels are reachable (--find-links/index)",
+        )
+
+
+# The script run inside the new namespaces. Arguments: slug bundle out data image_venv run_env;
+# then the boot command. Every mount lives and dies with the namespace.
+_INSIDE = r"""
+set -euo pipefail
+slug=$1 bundle=$2 out=$3 data=$4 image=$5 runenv=$6  # image: the cached image venv
+shift 6
+mount -t tmpfs -o mode=0755 spectramind-kaggle /kaggle
+mkdir -p "/kaggle/input/$slug" /kaggle/working
+mount --bind "$bundle" "/kaggle/input/$slug"
+mount -o remount,bind,ro "/kaggle/input/$slug"
+if [[ -n "$data" ]]; then
+  mkdir -p /kaggle/input/ariel-data-challenge-2025
+  mount --bind "$data" /kaggle/input/ariel-data-challenge-2025
+  mount -o remount,bind,ro /kaggle/input/ariel-data-challenge-2025
+fi
+mount --bind "$out" /kaggle/working
+mount -o remount,ro /kaggle
+mount --bind "$image" "$image"
+mount -o remount,bind,ro "$image"
+cd /kaggle/working
+export PATH="$runenv/bin:/usr/local/bin:/usr/bin:/bin" SPECTRAMIND_PYTHON="$runenv/bin/python"
+exec bash "/kaggle/input/$slug/boot/kaggle-boot.sh" "$@"
+"""
+
+
+def sandbox_argv(
+    *,
+    slug: str,
+    bundle: Path,
+    out: Path,
+    data: Path | None,
+    image_dir: Path,
+    run_env_dir: Path,
+    command: list[str],
+) -> list[str]:
+    """``unshare`` argv running boot offline with a read-only /kaggle/input (root or user namespace)."""
+    if shutil.which("unshare") is None:
+        raise UsageError("`unshare` (util-linux) is not installed", fix="apt-get install util-linux")
+    prefix = ["unshare", "--net", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        prefix.insert(1, "--map-root-user")
+    mountpoint = Path("/kaggle")
+    if not mountpoint.is_dir():
+        try:
+            mountpoint.mkdir()  # an empty mount point; everything under it lives in the namespace
+        except OSError as exc:
+            raise UsageError(
+                "the sandbox needs an empty /kaggle directory as its mount point",
+                where="/kaggle",
+                fix="create it once: sudo mkdir /kaggle",
+            ) from exc
+    args = [slug, str(bundle), str(out), str(data or ""), str(image_dir), str(run_env_dir)]
+    return [*prefix, "bash", "-c", _INSIDE, "sandbox", *args, *command]

@@ -1,0 +1,314 @@
+"""Boot end to end on hand-built bundles: kaggle-boot.sh → shim → install → fallback → run → records.
+
+Installs go into a thin per-test venv over a cached "image" venv (bundler.sandbox), never into the
+interpreter running the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bundler import sandbox
+from bundler.image import Distribution, ImageManifest
+from tests.support.bundles import (
+    BundleSpec,
+    Pin,
+    make_bundle,
+    make_data,
+    make_spectramind_wheel,
+    make_uv_wheel,
+)
+from tests.support.wheels import make_wheel
+
+
+class Kit:
+    """Wheels and a cached image venv shared by the tests of this module."""
+
+    def __init__(self, root: Path) -> None:
+        self.wheels = root / "wheels"
+        self.alpha = make_wheel(self.wheels, "alpha", "1.0")
+        self.beta = make_wheel(self.wheels, "beta", "2.0")
+        self.imgpkg = make_wheel(self.wheels, "imgpkg", "1.0")
+        self.spectramind = make_spectramind_wheel(self.wheels)
+        self.uv = make_uv_wheel(root / "uvwheel")
+        image = ImageManifest(
+            name="test-image",
+            sha256="0" * 64,
+            python=".".join(map(str, sys.version_info[:3])),
+            abi=f"cp{sys.version_info[0]}{sys.version_info[1]}",
+            platforms=(),
+            glibc=None,
+            cuda={},
+            distributions={"imgpkg": Distribution("imgpkg", "1.0", ())},
+        )
+        self.image = sandbox.image_env(
+            image, [("imgpkg", "1.0")], root / "cache", find_links=[self.wheels], index_url=None
+        )
+
+    def spec(self, *, uv: bool = True, ship_beta: bool = True) -> BundleSpec:
+        return BundleSpec(
+            pins=[
+                Pin("alpha", "1.0", self.alpha),
+                Pin("beta", "2.0", self.beta, ship=ship_beta),
+                Pin("imgpkg", "1.0", self.imgpkg, ship=False),
+            ],
+            spectramind=self.spectramind,
+            uv=self.uv if uv else None,
+        )
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
+    return Kit(tmp_path_factory.mktemp("kit"))
+
+
+def boot(
+    kit: Kit, tmp: Path, bundle: Path, *command: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    run_dir = tmp / "runenv"
+    python = sandbox.run_env(kit.image, run_dir)
+    out = tmp / "working"
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("SPECTRAMIND_", "PIP_", "UV_"))}
+    full.update(
+        SPECTRAMIND_PYTHON=str(python),
+        SPECTRAMIND_INPUT=str(tmp / "input"),
+        SPECTRAMIND_OUTPUT=str(out),
+        SPECTRAMIND_DATA=str(make_data(tmp / "data")),
+        SPECTRAMIND_INFO_TIMEOUT_S="20",
+        PATH=f"{run_dir}/bin:{os.environ['PATH']}",
+    )
+    full.update(env or {})
+    proc = subprocess.run(
+        ["bash", str(bundle / "boot" / "kaggle-boot.sh"), *command],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return proc, out
+
+
+def test_good_bundle_boots_installs_only_missing_and_records(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "spectramind-test-bundle", kit.spec())
+    proc, out = boot(kit, tmp_path, bundle)
+    assert proc.returncode == 0, proc.stderr
+    sub = (out / "submission.csv").read_text()
+    assert sub.splitlines()[1].endswith("0.75,0.75,0.75,0.75")  # the command's, not the fallback's
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    installed = summary["install"]["installed"]
+    assert {"alpha==1.0", "beta==2.0", "spectramind==0.5.0"} <= set(installed)
+    assert not any(p.startswith("imgpkg") for p in installed)  # the image has it
+    assert summary["install"]["satisfied"] == ["imgpkg==1.0"]
+    assert summary["install"]["installer"].startswith("uv")
+    assert summary["exit"] == {
+        "code": 0,
+        "reason": "completed",
+        "signals": [],
+        "overshoot_s": None,
+        "error": None,
+    }
+    for key in ("verify", "check", "install", "fallback", "run", "total"):
+        assert key in summary["timings_s"]
+    assert summary["bundle_sha256"] and summary["lock_sha256"] and summary["config_sha256"]
+    assert summary["determinism_env"]["PYTHONHASHSEED"] == "1337"
+    assert summary["determinism_env"]["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert summary["submission"]["valid"] and summary["submission"]["source"] == "command"
+    assert "exit 0 (completed)" in (out / "v50_debug_log.md").read_text()
+
+
+SLOW = r"""
+import csv, os, signal, subprocess, sys, time
+out = os.environ["SPECTRAMIND_OUTPUT"]
+mode = sys.argv[1]
+log = open(os.path.join(out, "signals.log"), "a")
+
+def write(value):
+    tmp = os.path.join(out, ".sub.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["planet_id", "wl_1", "wl_2", "sigma_1", "sigma_2"])
+        for i in range(3):
+            w.writerow([1000 + i, value, value, 0.01, 0.01])
+    os.replace(tmp, os.path.join(out, "submission.csv"))
+
+def note(sig, _frame):
+    log.write(f"{signal.Signals(sig).name}\n")
+    log.flush()
+    if mode == "polite":
+        write(0.9)
+        sys.exit(124)
+
+signal.signal(signal.SIGINT, note)
+signal.signal(signal.SIGTERM, note)
+if mode == "crash":
+    open(os.path.join(out, "submission.csv"), "w").write("planet_id,wl_1\n1000,nan-garbage\n")
+    sys.exit(7)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open(os.path.join(out, "child.pid"), "w").write(str(child.pid))
+while True:
+    write(0.8)
+    time.sleep(0.05)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in {"Z", "X"}
+
+
+def test_slow_command_gets_int_term_kill_and_overshoot_is_measured(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW)
+    knobs = {
+        "SPECTRAMIND_BUDGET_S": "5",
+        "SPECTRAMIND_SAFETY_MARGIN_S": "2",
+        "SPECTRAMIND_GRACE_INT_S": "0.6",
+        "SPECTRAMIND_GRACE_TERM_S": "0.6",
+    }
+    proc, out = boot(kit, tmp_path, bundle, "python", str(script), "stubborn", env=knobs)
+    assert proc.returncode == 124, proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert [s["signal"] for s in summary["exit"]["signals"]] == ["SIGINT", "SIGTERM", "SIGKILL"]
+    assert (out / "signals.log").read_text().split() == ["SIGINT", "SIGTERM"]
+    overshoot = summary["exit"]["overshoot_s"]
+    assert overshoot is not None and 0 <= overshoot < 0.5, overshoot  # dead right at the hard deadline
+    assert summary["budget"]["used_s"] < 5  # the whole boot stayed inside the budget
+    assert summary["submission"]["valid"]
+    assert _gone(int((out / "child.pid").read_text()))  # the whole process group went
+    print(f"overshoot past the hard deadline: {overshoot * 1000:.1f} ms")
+
+
+def test_too_small_budget_exits_124_with_valid_submission(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW)
+    knobs = {"SPECTRAMIND_BUDGET_S": "3", "SPECTRAMIND_SAFETY_MARGIN_S": "1"}
+    proc, out = boot(kit, tmp_path, bundle, "python", str(script), "polite", env=knobs)
+    assert proc.returncode == 124, proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert [s["signal"] for s in summary["exit"]["signals"]] == ["SIGINT"]  # it flushed and left
+    assert "0.9" in (out / "submission.csv").read_text()
+    assert summary["submission"] == {
+        "path": str(out / "submission.csv"),
+        "valid": True,
+        "problem": None,
+        "source": "last-written",
+    }
+
+
+def test_budget_spent_before_the_command_still_leaves_a_submission(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    import time
+
+    knobs = {"SPECTRAMIND_BOOT_START": str(time.time() - 100), "SPECTRAMIND_BUDGET_S": "60"}
+    proc, out = boot(kit, tmp_path, bundle, env=knobs)
+    assert proc.returncode == 124, proc.stderr
+    assert "no time left" in proc.stderr
+    assert (out / "submission.csv").read_text() == (tmp_path / "data" / "sample_submission.csv").read_text()
+
+
+def test_crash_keeps_last_valid_submission_and_nonzero_exit(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW)
+    proc, out = boot(kit, tmp_path, bundle, "python", str(script), "crash")
+    assert proc.returncode == 7
+    assert "0.5" in (out / "submission.csv").read_text()  # the fallback's, restored
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["exit"]["reason"] == "failed" and summary["submission"]["source"] == "restored"
+
+
+def test_missing_wheel_fails_fast_with_clear_error(kit: Kit, tmp_path: Path) -> None:
+    # beta is listed as provided by the image, but the image does not have it
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(ship_beta=False))
+    proc, out = boot(kit, tmp_path, bundle, timeout=30)
+    assert proc.returncode == 3
+    assert "the bundle has no wheel for beta==2.0" in proc.stderr
+    assert "fix:" in proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["timings_s"]["total"] < 10 and summary["exit"]["reason"] == "verification-failed"
+    assert summary["submission"]["source"] == "sample_submission"  # still a valid submission on disk
+
+
+def test_tampered_bundle_exits_3_naming_the_file(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    (bundle / "configs" / "env" / "kaggle.yaml").write_text("budget_s: 1\n")
+    (bundle / "wheels" / "stray.whl").write_bytes(b"x")
+    proc, _ = boot(kit, tmp_path, bundle)
+    assert proc.returncode == 3
+    assert "modified: configs/env/kaggle.yaml" in proc.stderr and "extra: wheels/stray.whl" in proc.stderr
+    assert not (tmp_path / "runenv" / "bin" / "uv").exists()  # nothing was installed
+
+
+def test_python_mismatch_is_a_clear_error(kit: Kit, tmp_path: Path) -> None:
+    spec = kit.spec()
+    spec.target = {**spec.target, "python": "3.99", "abi": "cp399"}
+    bundle = make_bundle(tmp_path / "input" / "b", spec)
+    proc, _ = boot(kit, tmp_path, bundle)
+    assert proc.returncode == 1
+    assert "bundle targets Python 3.99, this kernel runs Python 3." in proc.stderr
+
+
+def test_pip_installs_when_no_uv_and_fallback_failure_copies_sample(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(uv=False))
+    proc, out = boot(kit, tmp_path, bundle, "python", "-c", "print('hi')", env={"FAKE_FALLBACK_FAIL": "1"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["install"]["installer"] == "pip"
+    assert "spectramind==0.5.0" in summary["install"]["installed"]
+    assert summary["submission"]["source"] == "sample_submission"  # the command did not write one
+    assert (out / "submission.csv").read_text() == (tmp_path / "data" / "sample_submission.csv").read_text()
+
+
+def test_locates_bundle_under_datasets_layout(kit: Kit, tmp_path: Path, repo: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "datasets" / "owner" / "slug", kit.spec())
+    run_dir = tmp_path / "runenv"
+    python = sandbox.run_env(kit.image, run_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPECTRAMIND_")}
+    env.update(
+        SPECTRAMIND_PYTHON=str(python),
+        SPECTRAMIND_INPUT=str(tmp_path / "input"),
+        SPECTRAMIND_OUTPUT=str(tmp_path / "w"),
+        SPECTRAMIND_INFO_TIMEOUT_S="20",
+    )
+    proc = subprocess.run(
+        ["bash", str(repo / "bin" / "kaggle-boot.sh"), "python", "-c", "print(1)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"bundle {bundle}" in proc.stderr
+
+
+def test_no_bundle_is_a_clear_error(tmp_path: Path, repo: Path) -> None:
+    env = dict(os.environ, SPECTRAMIND_INPUT=str(tmp_path))
+    proc = subprocess.run(
+        ["bash", str(repo / "bin" / "kaggle-boot.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1 and "no SpectraMind bundle found" in proc.stderr
+
+
+def test_kaggle_boot_is_shellcheck_clean(repo: Path) -> None:
+    proc = subprocess.run(
+        ["shellcheck", str(repo / "bin" / "kaggle-boot.sh")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
