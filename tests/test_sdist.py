@@ -11,7 +11,8 @@ import pytest
 
 from bundler.errors import BundlerError
 from bundler.sdist import build_pure_wheel, build_requires
-from tests.support.wheels import make_sdist, sha256_file
+from tests.support.index import serve_index
+from tests.support.wheels import make_sdist, make_wheel, sha256_file
 
 INDEX = "http://127.0.0.1:9/simple"  # never reached: the local build backend is used
 
@@ -79,3 +80,48 @@ def test_offline_needs_the_build_backend_installed(tmp_path: Path) -> None:
             sdist, tmp_path / "out", name="needsbackend", version="1.0", index_url=INDEX, offline=True
         )
     assert "without --offline" in (info.value.fix or "")
+
+
+# A PEP 517 backend small enough to serve from the local index: it honours SOURCE_DATE_EPOCH.
+BACKEND = """
+import base64, hashlib, os, time, zipfile
+
+def _digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    stamp = time.gmtime(int(os.environ["SOURCE_DATE_EPOCH"]))[:6]
+    info = "needsbackend-1.0.dist-info"
+    files = {
+        "needsbackend/__init__.py": b"",
+        info + "/METADATA": b"Metadata-Version: 2.1\\nName: needsbackend\\nVersion: 1.0\\n",
+        info + "/WHEEL": b"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = "".join(f"{p},{_digest(d)},{len(d)}\\n" for p, d in files.items()) + info + "/RECORD,,\\n"
+    files[info + "/RECORD"] = record.encode()
+    name = "needsbackend-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for path, data in files.items():
+            zf.writestr(zipfile.ZipInfo(path, stamp), data)
+    return name
+"""
+
+
+def test_missing_backend_is_fetched_from_the_configured_index_only(tmp_path: Path) -> None:
+    served = tmp_path / "index"
+    make_wheel(served, "tinybackend", "1.0", module_code=BACKEND)
+    toml = '[build-system]\nrequires = ["tinybackend==1.0"]\nbuild-backend = "tinybackend"\n'
+    sdist = _sdist_with_pyproject(tmp_path / "src", toml)
+    with serve_index(served) as index:
+        wheel = build_pure_wheel(
+            sdist,
+            tmp_path / "out",
+            name="needsbackend",
+            version="1.0",
+            index_url=index.simple_url,
+            offline=False,
+        )
+        assert "/simple/tinybackend/" in index.requests  # an isolated build env, from this index
+    assert wheel.name == "needsbackend-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:  # SOURCE_DATE_EPOCH = the sdist's newest member (1600000000)
+        assert {i.date_time for i in zf.infolist()} == {(2020, 9, 13, 12, 26, 40)}
