@@ -1,0 +1,361 @@
+"""``python -m bundler build``: pack the Kaggle dataset (DESIGN §5).
+
+A pipeline of small steps over one staging directory beside ``--out``:
+wheelhouse → project wheel → configs → weights (DVC) → boot → lock → Kaggle metadata → SBOM →
+secrets / safety / limits → MANIFEST.json → atomic publish → kernel folders (``<out>/../kernels``).
+Nothing reaches ``--out`` before every check passed; a build killed midway leaves the previous
+bundle whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bundler import dvc, kernels, pack, secrets
+from bundler.config import Settings, load
+from bundler.errors import UsageError
+from bundler.image import load_image
+from bundler.output import Result, console
+from bundler.projectwheel import ProjectWheel, build_project_wheel
+from bundler.sbom import SBOM_NAME, Package, make_sbom
+
+# Test-only hook, explicit by name: pause before this step (the atomicity test SIGKILLs the build there).
+PAUSE_ENV = "SPECTRAMIND_TEST_BUILD_PAUSE_AT"
+_DEFAULT_EPOCH = 315532800  # 1980-01-01: no SOURCE_DATE_EPOCH and no git commit to date the build
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything that decides the bundle's bytes, resolved once."""
+
+    settings: Settings
+    out: Path
+    lock: Path
+    kernels_out: Path
+    offline: bool
+    allow_clobber: bool
+    epoch: int
+    git_commit: str | None
+
+
+@dataclass
+class BuildState:
+    """What the steps produced so far (the stage is the bundle-to-be)."""
+
+    stage: Path
+    wheelhouse: Any = None  # bundler.wheelhouse.WheelhouseResult
+    project_wheel: ProjectWheel | None = None
+    weights: list[dvc.WeightStatus] = field(default_factory=list)
+    kernel_plan: list[kernels.KernelPlan] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    usage: pack.Usage | None = None
+
+
+def git_info(root: Path) -> tuple[str | None, int | None]:
+    """HEAD's commit and commit time, or (None, None) outside a git checkout."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%H %ct"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None, None
+    parts = proc.stdout.split()
+    if proc.returncode != 0 or len(parts) != 2:
+        return None, None
+    return parts[0], int(parts[1])
+
+
+def source_date_epoch(commit_time: int | None) -> int:
+    """``SOURCE_DATE_EPOCH`` when set, else the commit time, else a fixed date: never the clock."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if value:
+        if not value.isdigit():
+            raise UsageError(
+                f"SOURCE_DATE_EPOCH is not a number of seconds: {value!r}",
+                where="environment",
+                fix="unset it or set it to a unix time, e.g. $(git log -1 --format=%ct)",
+            )
+        return int(value)
+    return commit_time if commit_time is not None else _DEFAULT_EPOCH
+
+
+def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
+    settings = load(list(args.overrides or []), args.config_dir)
+    out = Path(args.out).resolve() if args.out else settings.path(settings.bundle.out)
+    lock = Path(args.lock).resolve() if args.lock else settings.path(settings.bundle.lock)
+    if not lock.is_file():
+        raise UsageError(
+            "the lock file does not exist",
+            where=str(lock),
+            fix="create it with `python -m bundler lock` (or pass --lock PATH)",
+        )
+    if out == settings.root or settings.root.is_relative_to(out):
+        raise UsageError("--out would replace the project itself", where=str(out), fix="use dist/bundle")
+    commit, commit_time = git_info(settings.root)
+    return BuildInputs(
+        settings=settings,
+        out=out,
+        lock=lock,
+        kernels_out=out.parent / "kernels",
+        offline=bool(args.offline),
+        allow_clobber=bool(args.allow_clobber) or settings.bundle.allow_clobber,
+        epoch=source_date_epoch(commit_time),
+        git_commit=commit,
+    )
+
+
+# --- steps ---------------------------------------------------------------------------------------
+
+
+def step_wheelhouse(inp: BuildInputs, st: BuildState) -> None:
+    from bundler.wheelhouse import build_wheelhouse
+
+    (st.stage / "wheels").mkdir(exist_ok=True)
+    st.wheelhouse = build_wheelhouse(
+        inp.settings,
+        lock=inp.lock,
+        dest=st.stage / "wheels",
+        offline=inp.offline,
+        allow_clobber=inp.allow_clobber,
+    )
+    st.warnings += list(st.wheelhouse.warnings)
+
+
+def step_project_wheel(inp: BuildInputs, st: BuildState) -> None:
+    s = inp.settings
+    wheel = build_project_wheel(
+        s.path(s.bundle.project_dir),
+        st.stage / "wheels",
+        cache_dir=s.path(s.bundle.cache_dir),
+        index_url=s.bundle.index_url,
+        epoch=inp.epoch,
+        offline=inp.offline,
+    )
+    others = [r.filename for r in st.wheelhouse.wheels if r.name.lower() == wheel.name.lower()]
+    if others:
+        raise UsageError(
+            f"the lock also pins the project itself ({', '.join(others)})",
+            where=str(inp.lock),
+            fix="remove the project from requirements.in and re-lock; the build adds its own wheel",
+        )
+    st.project_wheel = wheel
+
+
+def _copy_entries(inp: BuildInputs, entries: list[str], dest: Path, exclude: Callable[[str], bool]) -> None:
+    root = inp.settings.root
+    for entry in entries:
+        src = inp.settings.path(entry)
+        if src.is_dir():
+            pack.copy_tree(src, dest, project_root=root, exclude=exclude)
+        elif src.is_file() or src.is_symlink():
+            pack.copy_file(src, dest / src.name, project_root=root)
+        else:
+            raise UsageError(f"'{entry}' does not exist", where=str(src), fix="fix the bundle config entry")
+
+
+def step_configs(inp: BuildInputs, st: BuildState) -> None:
+    _copy_entries(inp, inp.settings.bundle.configs, st.stage / "configs", lambda _name: False)
+
+
+def step_weights(inp: BuildInputs, st: BuildState) -> None:
+    entries = inp.settings.bundle.weights
+    st.weights = dvc.ensure_weights(inp.settings.root, entries)
+    for w in st.weights:
+        if w.state == "modified":
+            st.warnings.append(
+                f"{w.path} differs from {w.dvc_file}: packing the workspace copy (`dvc add` it)"
+            )
+        elif w.state == "untracked":
+            st.warnings.append(f"{w.path} is not tracked by DVC: packing it as is (`dvc add {w.path}`)")
+    dvc_meta = {".gitignore", ".dvcignore"}
+    _copy_entries(inp, entries, st.stage / "weights", lambda n: n in dvc_meta or n.endswith(".dvc"))
+
+
+def step_boot(inp: BuildInputs, st: BuildState) -> None:
+    s = inp.settings
+    sources = {
+        "kaggle-boot.sh": s.root / "bin" / "kaggle-boot.sh",
+        "shim.py": s.path(s.bundle.project_dir) / "spectramind" / "shim.py",
+    }
+    for name, src in sources.items():
+        if src.is_file():
+            pack.copy_file(
+                src, st.stage / "boot" / name, project_root=s.root, executable=name.endswith(".sh")
+            )
+        else:
+            st.warnings.append(f"boot file missing, not packed: {src}")
+
+
+def step_lock(inp: BuildInputs, st: BuildState) -> None:
+    pack.copy_file(inp.lock, st.stage / "requirements.lock", project_root=inp.lock.parent)
+
+
+def step_metadata(inp: BuildInputs, st: BuildState) -> None:
+    bundle = inp.settings.bundle
+    pack.write_json(st.stage / kernels.METADATA_NAME, kernels.dataset_metadata(bundle))
+    st.kernel_plan = kernels.plan_kernels(inp.settings.path(bundle.kernels_dir), bundle)
+
+
+def step_sbom(inp: BuildInputs, st: BuildState) -> None:
+    assert st.project_wheel is not None  # noqa: S101 -- step order
+    wheel = st.project_wheel
+    # "downloaded" vs "cache" is build history, not content: both are "index" so rebuilds match.
+    packages = [
+        Package(r.name, r.version, "built" if r.origin == "built" else "index", r.filename, r.sha256)
+        for r in st.wheelhouse.wheels
+    ]
+    packages.append(Package(wheel.name, wheel.version, "project", wheel.filename, wheel.sha256))
+    packages += [Package(p["name"], p["version"], "image") for p in st.wheelhouse.skipped]
+    text = make_sbom(
+        bundle_name=inp.settings.bundle.dataset.rsplit("/", 1)[-1],
+        version=wheel.version,
+        packages=packages,
+        created_epoch=inp.epoch,
+    )
+    pack.atomic_write(st.stage / SBOM_NAME, text.encode())
+
+
+def step_checks(inp: BuildInputs, st: BuildState) -> None:
+    assert st.project_wheel is not None  # noqa: S101 -- step order
+    s = inp.settings
+    project_wheel = f"wheels/{st.project_wheel.filename}"
+    secrets.require_clean(st.stage, wheels_to_open=[project_wheel])
+    needles = [str(s.root), str(st.stage), str(inp.out.parent), str(s.path(s.bundle.cache_dir))]
+    pack.check_no_build_paths(st.stage, needles)
+    pack.check_wheel_for_paths(st.stage / project_wheel, needles, where=project_wheel)
+    limits = s.bundle.limits
+    st.usage = pack.check_limits(
+        st.stage,
+        max_top_level_entries=limits.max_top_level_entries,
+        max_total_bytes=limits.max_total_bytes,
+    )
+
+
+def step_manifest(inp: BuildInputs, st: BuildState) -> None:
+    assert st.project_wheel is not None  # noqa: S101 -- step order
+    image = load_image(inp.settings.config_dir, inp.settings.target.image)
+    target = inp.settings.target
+    wheel = st.project_wheel
+    built = [asdict(r) for r in st.wheelhouse.built]
+    built.append({**asdict(wheel), "origin": "project"})
+    for record in built:
+        record.pop("cached", None)
+    pack.set_times(st.stage, inp.epoch)
+    st.manifest = pack.write_manifest(
+        st.stage,
+        {
+            "target": {"python": target.python, "abi": target.abi, "platforms": list(target.platforms)},
+            "image": {"name": image.name, "sha256": image.sha256},
+            "lock_sha256": pack.sha256_bytes(inp.lock.read_bytes()),
+            "git_commit": inp.git_commit,
+            "created": pack.created_iso(inp.epoch),
+            "skipped": sorted(st.wheelhouse.skipped, key=lambda p: (p["name"], p["version"])),
+            "built": sorted(built, key=lambda r: r["filename"]),
+        },
+    )
+    pack.set_times(st.stage, inp.epoch)
+
+
+def step_publish(inp: BuildInputs, st: BuildState) -> None:
+    pack.publish(st.stage, inp.out)
+
+
+STEPS: tuple[tuple[str, Callable[[BuildInputs, BuildState], None]], ...] = (
+    ("wheelhouse", step_wheelhouse),
+    ("project wheel", step_project_wheel),
+    ("configs", step_configs),
+    ("weights", step_weights),
+    ("boot", step_boot),
+    ("lock", step_lock),
+    ("metadata", step_metadata),
+    ("sbom", step_sbom),
+    ("checks", step_checks),
+    ("manifest", step_manifest),
+    ("publish", step_publish),
+)
+
+
+def build(inp: BuildInputs) -> BuildState:
+    """Run every step over a fresh stage; on any failure the stage is removed and --out untouched."""
+    st = BuildState(stage=pack.new_stage(inp.out))
+    try:
+        for number, (name, step) in enumerate(STEPS, start=1):
+            _test_pause(name)
+            started = time.monotonic()
+            console.print(f"[{number}/{len(STEPS)}] {name} ...", highlight=False)
+            step(inp, st)
+            st.timings[name] = round(time.monotonic() - started, 3)
+    except BaseException:
+        shutil.rmtree(st.stage, ignore_errors=True)
+        raise
+    kernels.write_kernels(st.kernel_plan, inp.kernels_out)
+    return st
+
+
+def _test_pause(step: str) -> None:
+    if os.environ.get(PAUSE_ENV) == step:
+        console.print(f"test hook {PAUSE_ENV}: paused before {step}", highlight=False)
+        time.sleep(float(os.environ.get(f"{PAUSE_ENV}_S", "600")))
+
+
+def run(args: argparse.Namespace) -> Result:
+    started = time.monotonic()
+    inp = resolve_inputs(args)
+    st = build(inp)
+    assert st.project_wheel is not None and st.usage is not None  # noqa: S101 -- build ran every step
+    wh = st.wheelhouse
+    m = st.manifest
+    total = sum(e["size"] for e in m["files"])
+    data: dict[str, Any] = {
+        "bundle": str(inp.out),
+        "bundle_sha256": m["bundle_sha256"],
+        "files": len(m["files"]),
+        "bytes": total,
+        "top_level": sorted([*st.usage.top_level, "MANIFEST.json"]),
+        "wheels": [asdict(r) for r in wh.wheels] + [asdict(st.project_wheel)],
+        "skipped": m["skipped"],
+        "built": m["built"],
+        "weights": [asdict(w) for w in st.weights],
+        "kernels": [
+            {"name": k.name, "id": k.id, "path": str(inp.kernels_out / k.name)} for k in st.kernel_plan
+        ],
+        "network_requests": wh.network_requests,
+        "created": m["created"],
+        "git_commit": m["git_commit"],
+        "warnings": st.warnings,
+        "timings_s": {**st.timings, "total": round(time.monotonic() - started, 3)},
+    }
+    rows = [
+        ("bundle", str(inp.out)),
+        ("files", str(len(m["files"]))),
+        (
+            "wheels",
+            f"{len(wh.wheels) + 1} ({len(m['built'])} built from sdist, incl. {st.project_wheel.filename})",
+        ),
+        ("skipped", f"{len(m['skipped'])} (the image has them)"),
+        ("bytes", f"{total:,} ({total / 1024**2:.1f} MiB)"),
+        ("bundle hash", m["bundle_sha256"]),
+        ("kernels", ", ".join(k.name for k in st.kernel_plan) or "(none)"),
+        ("time", f"{data['timings_s']['total']:.1f} s"),
+    ]
+    return Result(
+        command="build",
+        data=data,
+        title="bundle built",
+        rows=rows,
+        messages=[f"warning: {w}" for w in st.warnings],
+    )

@@ -1,0 +1,301 @@
+"""Staging, safety checks, MANIFEST.json and the atomic publish of a bundle directory.
+
+A build writes everything into a hidden staging directory beside ``--out`` (same filesystem), checks
+it (symlinks, absolute build paths, Kaggle limits), writes MANIFEST.json last, and only then swaps
+it onto ``--out`` with one atomic ``renameat2(RENAME_EXCHANGE)``. A build killed at any moment leaves
+the previous bundle whole; its leftover staging directory is removed by the next build.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bundler.errors import UsageError, VerificationError
+from spectramind.shim import MANIFEST_NAME, MANIFEST_SCHEMA, bundle_sha256, file_entries
+
+_STAGING = ".staging-"
+_RETIRED = ".retired-"
+# Directory entries that never belong in a bundle, wherever they appear.
+JUNK = frozenset(
+    {"__pycache__", ".DS_Store", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".ipynb_checkpoints"}
+)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a staged bundle holds, for the limits check and the summary."""
+
+    top_level: tuple[str, ...]
+    files: int
+    bytes: int
+
+
+def new_stage(out: Path) -> Path:
+    """A fresh staging directory beside ``out`` (same filesystem, so the final rename is atomic)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGING}{os.getpid()}-", dir=out.parent))
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Delete staging/retired directories left by builds whose process is gone (killed midway)."""
+    removed: list[Path] = []
+    if not out.parent.is_dir():
+        return removed
+    for candidate in sorted(out.parent.glob(f".{out.name}.*-*")):
+        tail = candidate.name[len(out.name) + 1 :]
+        for marker in (_STAGING, _RETIRED):
+            if tail.startswith(marker):
+                pid_text = tail[len(marker) :].split("-", 1)[0]
+                if not pid_text.isdigit() or _alive(int(pid_text)):
+                    continue
+                if marker == _RETIRED and not out.exists():
+                    candidate.rename(out)  # killed between the two renames: restore the old bundle
+                    continue
+                shutil.rmtree(candidate, ignore_errors=True)
+                removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def safe_source(path: Path, project_root: Path) -> Path:
+    """The real file behind ``path``; a symlink that leaves the project is refused (exit 3)."""
+    real = path.resolve()
+    if path.is_symlink() and not _inside(real, project_root.resolve()):
+        raise VerificationError(
+            "a symlink points outside the project; its target would be packed into the bundle",
+            where=f"{path} -> {path.readlink()}",
+            fix="replace the link with the file itself, or move its target inside the project",
+        )
+    return real
+
+
+def copy_file(src: Path, dest: Path, *, project_root: Path, executable: bool = False) -> int:
+    """Copy one file into the stage with normalised permissions; returns its size."""
+    real = safe_source(src, project_root)
+    if not real.is_file():
+        raise UsageError(f"not a regular file: {src}", where=str(src), fix="pack files and directories only")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(real, dest)
+    dest.chmod(0o755 if executable else 0o644)
+    return dest.stat().st_size
+
+
+def copy_tree(
+    src: Path,
+    dest: Path,
+    *,
+    project_root: Path,
+    exclude: Callable[[str], bool] = lambda _name: False,
+) -> list[str]:
+    """Copy a directory tree into the stage (sorted, junk and ``exclude``d names left out).
+
+    Symlinks are followed when they stay inside the project and refused when they leave it.
+    Returns the copied paths relative to ``dest``.
+    """
+    copied: list[str] = []
+    real_root = safe_source(src, project_root)
+    for entry in sorted(real_root.iterdir(), key=lambda p: p.name):
+        if entry.name in JUNK or entry.name.endswith((".pyc", ".pyo")) or exclude(entry.name):
+            continue
+        target = dest / entry.name
+        real = safe_source(entry, project_root)
+        if real.is_dir():
+            copied += [
+                f"{entry.name}/{rel}"
+                for rel in copy_tree(entry, target, project_root=project_root, exclude=exclude)
+            ]
+        elif real.is_file():
+            copy_file(
+                entry, target, project_root=project_root, executable=bool(real.stat().st_mode & stat.S_IXUSR)
+            )
+            copied.append(entry.name)
+    return copied
+
+
+def usage(stage: Path) -> Usage:
+    files = [p for p in stage.rglob("*") if p.is_file()]
+    return Usage(
+        top_level=tuple(sorted(p.name for p in stage.iterdir())),
+        files=len(files),
+        bytes=sum(p.stat().st_size for p in files),
+    )
+
+
+def check_limits(stage: Path, *, max_top_level_entries: int, max_total_bytes: int) -> Usage:
+    """Kaggle's dataset limits, checked on the stage before anything reaches ``--out`` (exit 3)."""
+    used = usage(stage)
+    # MANIFEST.json is written after this check and counts against both limits.
+    entries, size = len(used.top_level) + 1, used.bytes + 64 * 1024 + 200 * used.files
+    if entries > max_top_level_entries:
+        raise VerificationError(
+            f"the bundle would have {entries} top-level entries; the limit is {max_top_level_entries}",
+            where=", ".join(used.top_level),
+            fix="group files into directories, or raise bundle.limits.max_top_level_entries",
+        )
+    if size > max_total_bytes:
+        raise VerificationError(
+            f"the bundle would be about {size:,} bytes; the limit is {max_total_bytes:,}",
+            where=f"{used.files} files staged",
+            fix="drop large weights or wheels (the image may already have them), or raise "
+            "bundle.limits.max_total_bytes",
+        )
+    return used
+
+
+def check_no_build_paths(stage: Path, needles: Iterable[str], *, max_bytes: int = 4 * 1024**2) -> None:
+    """Refuse text files that mention an absolute path of the build machine (exit 3).
+
+    Binary files (wheels, weights) are skipped: the project wheel's members are checked separately.
+    """
+    needles = sorted({n.rstrip("/") for n in needles if len(n.rstrip("/")) > 1}, key=len, reverse=True)
+    for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+        if path.stat().st_size > max_bytes or path.suffix in {".whl", ".pt", ".pth", ".bin", ".npy", ".zip"}:
+            continue
+        raw = path.read_bytes()
+        if b"\0" in raw[:8192]:
+            continue
+        check_text_for_paths(
+            raw.decode("utf-8", "replace"), needles, where=path.relative_to(stage).as_posix()
+        )
+
+
+def check_text_for_paths(text: str, needles: Iterable[str], *, where: str) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        for needle in needles:
+            if needle in line:
+                raise VerificationError(
+                    "an absolute path of the build machine would be packed into the bundle",
+                    where=f"{where}:{number} (mentions {needle})",
+                    fix="use paths relative to the project or bundle root (SPECTRAMIND_BUNDLE at run time)",
+                )
+
+
+def check_wheel_for_paths(wheel: Path, needles: Iterable[str], *, where: str) -> None:
+    """The same check over the text members of a wheel we built (the project's)."""
+    needles = sorted({n.rstrip("/") for n in needles if len(n.rstrip("/")) > 1}, key=len, reverse=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            raw = zf.read(info)
+            if b"\0" not in raw[:8192]:
+                check_text_for_paths(
+                    raw.decode("utf-8", "replace"), needles, where=f"{where}!{info.filename}"
+                )
+
+
+def set_times(stage: Path, epoch: int) -> None:
+    """Give every staged file and directory the same mtime, so archives of the bundle match too."""
+    for path in [*stage.rglob("*"), stage]:
+        os.utime(path, (epoch, epoch), follow_symlinks=False)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON with sorted keys and fixed formatting, atomically."""
+    atomic_write(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode())
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).chmod(mode)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(stage: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Hash every staged file and write MANIFEST.json (DESIGN §5); returns the manifest."""
+    entries = file_entries(stage)
+    manifest = {
+        **fields,
+        "schema": MANIFEST_SCHEMA,
+        "bundle_sha256": bundle_sha256(entries),
+        "files": entries,
+    }
+    write_json(stage / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def created_iso(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _looks_like_bundle(path: Path) -> bool:
+    return (path / MANIFEST_NAME).is_file() or not any(path.iterdir())
+
+
+def publish(stage: Path, out: Path) -> None:
+    """Put the finished stage at ``out`` atomically; the previous bundle is removed afterwards."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink() or not _looks_like_bundle(out):
+            raise UsageError(
+                "refusing to replace a directory that is not a bundle",
+                where=str(out),
+                fix="choose an empty or new --out directory (a bundle holds MANIFEST.json)",
+            )
+        if _exchange(stage, out):
+            shutil.rmtree(stage, ignore_errors=True)  # the stage path now holds the old bundle
+            return
+        # No RENAME_EXCHANGE on this filesystem: two renames; a crash between them leaves the old
+        # bundle under the retired name, which is still whole.
+        retired = out.parent / f".{out.name}{_RETIRED}{os.getpid()}-{time.time_ns()}"
+        out.rename(retired)
+        stage.rename(out)
+        shutil.rmtree(retired, ignore_errors=True)
+        return
+    stage.rename(out)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
