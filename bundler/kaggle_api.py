@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ CREDENTIAL_WAYS = (
 HASH_NOTE = re.compile(r"bundle_sha256=([0-9a-f]{64})")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_RETRIES = 5
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a MANIFEST.json lists files; it is never this big
 
 
 def _kaggle_json_paths(env: Mapping[str, str]) -> list[Path]:
@@ -254,6 +256,27 @@ class KaggleAdapter:
             url=str(found.url or ""),
         )
 
+    def remote_manifest_sha256(self, ref: str) -> str | None:
+        """``bundle_sha256`` of the MANIFEST.json in the latest remote version (None if unknown).
+
+        Used when the version notes carry no hash (a dataset's first version has no notes).
+        """
+        from kagglesdk.datasets.types.dataset_api_service import ApiDownloadDatasetRequest
+
+        owner, slug = ref.split("/", 1)
+        request = ApiDownloadDatasetRequest()
+        request.owner_slug, request.dataset_slug, request.file_name = owner, slug, "MANIFEST.json"
+
+        def fetch(client: Any) -> bytes:
+            response = client.datasets.dataset_api_client.download_dataset(request)
+            return bytes(response.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True))
+
+        try:
+            body = self.call(f"read MANIFEST.json of {ref}", lambda: self._client_call(fetch))
+        except BundlerError:  # unknown is fine: the bundle is uploaded again
+            return None
+        return _manifest_hash(body)
+
     def create_dataset(self, folder: Path) -> str:
         """Create the dataset from ``folder`` (subfolders zipped); returns its URL."""
         result = self.call(
@@ -338,6 +361,23 @@ class KaggleAdapter:
             ),
         )
         return f"{result.ref} ({result.message})"
+
+
+def _manifest_hash(body: bytes) -> str | None:
+    """The bundle hash from a downloaded MANIFEST.json (the service may wrap files in a zip)."""
+    if len(body) > MAX_MANIFEST_BYTES:
+        return None
+    if body.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                body = archive.read("MANIFEST.json")
+        except (zipfile.BadZipFile, KeyError):
+            return None
+    try:
+        value = json.loads(body).get("bundle_sha256")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
 
 
 def _dataset_result(what: str, result: Any) -> str:

@@ -136,6 +136,11 @@ class KaggleServer:
             return self._counter
 
 
+@dataclass
+class _Redirect:
+    location: str
+
+
 class _Reply(Exception):
     """Raised by RPC handlers to answer with an error status."""
 
@@ -209,6 +214,10 @@ def _handler_for(server: KaggleServer) -> type[BaseHTTPRequestHandler]:
                 record.status = reply.status
                 self._json(reply.status, {"code": reply.status, "message": reply.message}, reply.headers)
                 return
+            if isinstance(result, _Redirect):  # file downloads answer with a signed-URL redirect
+                record.status = 302
+                self._send(302, b"", {"Location": result.location})
+                return
             record.status = 200
             self._json(200, result)
 
@@ -242,8 +251,11 @@ def _handler_for(server: KaggleServer) -> type[BaseHTTPRequestHandler]:
             path = self._path()
             server.requests.append(Recorded("GET", path, None, {}, "none", 200))
             name = path.rsplit("/", 1)[-1]
-            data = server.kernel_outputs.get(name)
-            if not path.startswith("/files/") or data is None:
+            if path.startswith("/blobs/") and name in server.blobs:
+                data: bytes | None = server.blobs[name].data
+            else:
+                data = server.kernel_outputs.get(name) if path.startswith("/files/") else None
+            if data is None:
                 self._send(404, b"not found")
                 return
             self._send(200, data, {"Content-Type": "application/octet-stream"})
@@ -275,7 +287,7 @@ def _new_version(server: KaggleServer, data: dict[str, Any], notes: str | None, 
     return number
 
 
-def _rpc(server: KaggleServer, rpc: str, body: dict[str, Any]) -> Any:  # noqa: PLR0911, PLR0912 - a router
+def _rpc(server: KaggleServer, rpc: str, body: dict[str, Any]) -> Any:  # noqa: PLR0911, PLR0912 - one router
     if rpc == "IntrospectToken":
         ok = body.get("token") == TOKEN
         return {"active": ok, "username": USERNAME if ok else "", "scope": "all"}
@@ -295,6 +307,13 @@ def _rpc(server: KaggleServer, rpc: str, body: dict[str, Any]) -> Any:  # noqa: 
             "currentVersionNumber": len(versions),
             "versions": versions[::-1],  # newest first, as the service lists them
         }
+    if rpc == "DownloadDataset":
+        data = _dataset(server, body.get("ownerSlug", ""), body.get("datasetSlug", ""))
+        tokens = data["versions"][-1].get("tokens", []) if data["versions"] else []
+        wanted = [t for t in tokens if server.blobs[t].name == body.get("fileName")]
+        if not wanted:
+            raise _Reply(404, f"file {body.get('fileName')} not found")
+        return _Redirect(f"{server.url}/blobs/{wanted[0]}")
     if rpc == "GetDatasetStatus":
         data = _dataset(server, body.get("ownerSlug", ""), body.get("datasetSlug", ""))
         data["polls"] += 1

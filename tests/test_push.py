@@ -219,3 +219,20 @@ def test_wait_downloads_outputs_log_and_summary_then_submits(repo: Path, tmp_pat
     )
     assert sub["fileName"] == "submission.csv"
     assert data["submissions"][0]["competition"] == COMPETITION
+
+
+def test_push_after_first_creation_skips_via_remote_manifest(repo: Path, tmp_path: Path) -> None:
+    """A new dataset's first version has no notes: the remote MANIFEST.json tells its hash."""
+    bundle, _ = make_bundle(tmp_path)
+    with KaggleServer() as server:
+        code, data, err = push(repo, tmp_path, bundle, server)
+        assert (code, data["dataset"]["action"]) == (0, "created"), err
+        uploads = len(server.rpcs("StartBlobUpload"))
+        code, data, err = push(repo, tmp_path, bundle, server)
+        assert (code, data["dataset"]["action"]) == (0, "skipped"), err
+        assert [r.status for r in server.rpcs("DownloadDataset")] == [302]
+        assert len(server.rpcs("StartBlobUpload")) == uploads
+
+        changed, _ = make_bundle(tmp_path / "next", payload="v2")
+        code, data, err = push(repo, tmp_path, changed, server)
+        assert (code, data["dataset"]["action"]) == (0, "versioned"), err

@@ -187,19 +187,20 @@ def run(args: argparse.Namespace) -> Result:
 
 def _push_dataset(adapter: Any, bundle: Path, ref: str, digest: str, notes: str) -> dict[str, Any]:
     remote = adapter.remote_dataset(ref)
+    remote_hash = None
+    if remote is not None:
+        remote_hash = remote.bundle_sha256 or adapter.remote_manifest_sha256(ref)
     if remote is None:
         console.print(f"dataset {ref}: creating (first push)")
         url = adapter.create_dataset(bundle)
         action = "created"
-    elif remote.bundle_sha256 == digest:
+    elif remote_hash == digest:
         console.print(
             f"dataset {ref}: version {remote.version} already carries bundle {digest[:12]}; skipped"
         )
         url, action = remote.url, "skipped"
     else:
-        console.print(
-            f"dataset {ref}: uploading a new version (remote has {remote.bundle_sha256 or 'no hash'})"
-        )
+        console.print(f"dataset {ref}: uploading a new version (remote has {remote_hash or 'no hash'})")
         url = adapter.version_dataset(bundle, notes)
         action = "versioned"
     adapter.wait_dataset_ready(ref, on_poll=lambda s: console.print(f"dataset {ref}: {s}"))
