@@ -25,7 +25,7 @@ KERNEL = f"{USERNAME}/spectramind-v50-predict"
 COMPETITION = "ariel-data-challenge-2025"
 
 
-def make_bundle(root: Path, *, payload: str = "v1") -> tuple[Path, str]:
+def make_bundle(root: Path, *, payload: str = "v1", extra: dict[str, str] | None = None) -> tuple[Path, str]:
     """A tiny bundle laid out as DESIGN §5 says, with a real MANIFEST.json."""
     bundle = root / "dist" / "bundle"
     (bundle / "boot").mkdir(parents=True)
@@ -36,6 +36,9 @@ def make_bundle(root: Path, *, payload: str = "v1") -> tuple[Path, str]:
     (bundle / "requirements.lock").write_text(f"# lock {payload}\n")
     (bundle / "boot" / "shim.py").write_text("print('boot')\n")
     (bundle / "wheels" / "demo-0.1-py3-none-any.whl").write_bytes(payload.encode() * 10)
+    for rel, text in (extra or {}).items():
+        (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / rel).write_text(text)
     entries = file_entries(bundle)
     digest = bundle_sha256(entries)
     manifest = {"schema": 1, "bundle_sha256": digest, "git_commit": "abc123", "files": entries}
@@ -192,6 +195,17 @@ def test_tampered_bundle_is_refused_before_anything_is_sent(repo: Path, tmp_path
         code, data, _ = push(repo, tmp_path, bundle, server)
     assert code == 3
     assert "requirements.lock" in data["what"]
+    assert server.requests == []
+
+
+def test_credential_file_in_bundle_is_refused_before_anything_is_sent(repo: Path, tmp_path: Path) -> None:
+    leaked = json.dumps({"username": USERNAME, "key": KEY})
+    bundle, _ = make_bundle(tmp_path, extra={"configs/kaggle.json": leaked})
+    with KaggleServer() as server:
+        code, data, err = push(repo, tmp_path, bundle, server)
+    assert code == 3
+    assert "credential" in data["what"]
+    assert KEY not in err and KEY not in json.dumps(data)
     assert server.requests == []
 
 

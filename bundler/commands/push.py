@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bundler import secrets
 from bundler.errors import BundlerError, UsageError, VerificationError
+from bundler.kaggle_api import KaggleAdapter, PushedKernel, credential_source, require_credentials
 from bundler.output import Result, console
 from spectramind.shim import MANIFEST_NAME, read_manifest, verify_bundle
 
@@ -117,6 +119,7 @@ def _check_bundle(bundle: Path) -> dict[str, Any]:
             where=str(bundle / MANIFEST_NAME),
             fix="rebuild with python -m bundler build (never edit a built bundle)",
         )
+    secrets.require_clean(bundle)  # the last gate before anything leaves the machine
     return read_manifest(bundle)
 
 
@@ -136,30 +139,29 @@ def run(args: argparse.Namespace) -> Result:
     notes = f"SpectraMind V50 bundle_sha256={digest} git_commit={manifest.get('git_commit') or 'unknown'}"
     kernels_root = Path(args.kernels).resolve() if args.kernels else bundle.parent / "kernels"
     plans = plan_kernels(kernels_root, ref)
-
-    from bundler import kaggle_api
-
     data: dict[str, Any] = {
         "bundle_dir": str(bundle),
         "bundle_sha256": digest,
         "dataset": {"ref": ref, "version_notes": notes},
         "kernels": [],
         "dry_run": bool(args.dry_run),
-        "credentials": kaggle_api.credential_source() or "none found",
+        "credentials": credential_source() or "none found",
     }
     messages = [f"{p.name}: {change}" for p in plans for change in p.changes]
+    if not plans:
+        messages.append(f"no kernel folders under {kernels_root}: only the dataset is pushed")
     if args.dry_run:
         return _dry_run(data, bundle, plans, messages, wait=bool(args.wait), submit=bool(args.submit))
 
     poll_s = float(os.environ.get(POLL_ENV) or 5.0)
-    adapter = kaggle_api.KaggleAdapter(timeout_s=float(args.timeout), poll_s=poll_s)
-    data["credentials"] = kaggle_api.require_credentials()
+    adapter = KaggleAdapter(timeout_s=float(args.timeout), poll_s=poll_s)
+    data["credentials"] = require_credentials()
     data["dataset"].update(_push_dataset(adapter, bundle, ref, digest, notes))
 
     results: list[dict[str, Any]] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="spectramind-kernels-") as staging:
-        pushed = []
+        pushed: list[tuple[KernelPlan, PushedKernel]] = []
         for plan in plans:
             kernel = adapter.push_kernel(_stage(plan, Path(staging)))
             console.print(f"kernel {kernel.ref}: version {kernel.version} pushed ({kernel.url})")
@@ -185,7 +187,7 @@ def run(args: argparse.Namespace) -> Result:
     return _result(data, messages)
 
 
-def _push_dataset(adapter: Any, bundle: Path, ref: str, digest: str, notes: str) -> dict[str, Any]:
+def _push_dataset(adapter: KaggleAdapter, bundle: Path, ref: str, digest: str, notes: str) -> dict[str, Any]:
     remote = adapter.remote_dataset(ref)
     remote_hash = None
     if remote is not None:
@@ -207,14 +209,14 @@ def _push_dataset(adapter: Any, bundle: Path, ref: str, digest: str, notes: str)
     return {"action": action, "url": url, "status": "ready"}
 
 
-def _await_kernel(adapter: Any, ref: str, dest: Path) -> dict[str, Any]:
-    run = adapter.wait_kernel(ref, on_poll=lambda s: console.print(f"kernel {ref}: {s}"))
+def _await_kernel(adapter: KaggleAdapter, ref: str, dest: Path) -> dict[str, Any]:
+    outcome = adapter.wait_kernel(ref, on_poll=lambda s: console.print(f"kernel {ref}: {s}"))
     files = adapter.kernel_output(ref, dest)
     summary = next((f for f in files if f.name == SUMMARY_NAME), None)
     log = next((f for f in files if f.suffix == ".log"), None)
     return {
-        "status": run.status,
-        "failure": run.failure,
+        "status": outcome.status,
+        "failure": outcome.failure,
         "output_dir": str(dest),
         "files": sorted(f.name for f in files),
         "log": str(log) if log else None,
@@ -222,7 +224,12 @@ def _await_kernel(adapter: Any, ref: str, dest: Path) -> dict[str, Any]:
     }
 
 
-def _submit(adapter: Any, args: argparse.Namespace, digest: str, pushed: list[Any]) -> list[dict[str, str]]:
+def _submit(
+    adapter: KaggleAdapter,
+    args: argparse.Namespace,
+    digest: str,
+    pushed: list[tuple[KernelPlan, PushedKernel]],
+) -> list[dict[str, str]]:
     from bundler.config import load
 
     competition = load([], args.config_dir).bundle.competition
@@ -265,7 +272,9 @@ def _dry_run(
     ]
     data["wait"], data["submit"] = wait, submit
     messages = ["dry run: nothing was sent", *messages]
-    return _result(data, messages, title="push (dry run)")
+    result = _result(data, messages, title="push (dry run)")
+    result.rows.insert(2, ("would upload", ", ".join(data["dataset"]["uploads"])))
+    return result
 
 
 def _result(data: dict[str, Any], messages: list[str], title: str = "push") -> Result:
