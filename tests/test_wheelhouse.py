@@ -223,6 +223,12 @@ def test_offline_names_what_is_missing_and_writes_nothing(project: Project) -> N
     result = project.build(offline=True)
     assert result.network_requests == 0
     assert names(result) == [pure.name]
+    # A corrupted cache file counts as missing offline (it is re-hashed, not trusted).
+    next((project.root / "cache" / "sha256").rglob("*.whl")).write_bytes(b"bad")
+    shutil.rmtree(project.dest)
+    with pytest.raises(BundlerError, match=rf"missing from the cache: tinypure==1\.0 \({pure.name}\)"):
+        project.build(offline=True)
+    assert not project.dest.exists()
 
 
 def test_no_wheel_for_the_target(project: Project) -> None:
@@ -323,3 +329,19 @@ def test_clobber_check_names_casualties_unless_allowed(tmp_path: Path) -> None:
     assert allowed.warnings == [
         "clobber: numba 0.60.0 requires numpy<2.1,>=1.22 but the bundle installs numpy 2.4.0"
     ]
+
+
+def test_target_tags_come_from_the_profile_not_this_interpreter(project: Project) -> None:
+    from packaging.tags import Tag
+
+    from bundler.tags import target_tags
+
+    tags = target_tags(project.settings("http://127.0.0.1:9/simple", "target=kaggle-cp312").target)
+    strs = [str(t) for t in tags.tags]
+    assert strs[0] == "cp312-cp312-manylinux_2_35_x86_64"  # the newest glibc the profile lists first
+    first_any = strs.index("py312-none-any")
+    assert "py3-none-any" in strs[first_any:] and all(s.endswith("-any") for s in strs[first_any:])
+    assert "cp311-abi3-manylinux2014_x86_64" in strs  # older abi3 wheels still load on 3.12
+    assert not any(s.startswith("cp311-cp311") for s in strs)  # this machine's own ABI is not there
+    assert not any(s.endswith(("-linux_x86_64", "manylinux_2_36_x86_64")) for s in strs)  # not listed
+    assert tags.best_rank(frozenset({Tag("cp312", "cp312", "manylinux_2_36_x86_64")})) is None
