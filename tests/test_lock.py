@@ -46,7 +46,12 @@ def _image(name: str, python: str, dists: list[tuple[str, str, list[str]]]) -> d
     }
 
 
-IMAGE_DISTS = [("heavy", "1.0", []), ("light", "1.0", []), ("keeper", "1.0", ["light<2"])]
+IMAGE_DISTS = [
+    ("heavy", "1.0", []),
+    ("light", "1.0", []),
+    ("keeper", "1.0", ["light<2"]),
+    ("legacy", "0.1", ["light (>=1.0"]),  # unparsable Requires-Dist, as old images hold: ignored
+]
 
 
 @pytest.fixture(scope="module")

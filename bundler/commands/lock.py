@@ -101,6 +101,18 @@ def _public(version: str) -> str | None:
         return None
 
 
+def _valid(requires: tuple[str, ...]) -> list[str]:
+    """Requires-Dist lines uv can parse (a captured image may hold a legacy, unparsable one)."""
+    out = []
+    for line in requires:
+        try:
+            Requirement(line)
+        except InvalidRequirement:
+            continue
+        out.append(line)
+    return out
+
+
 def _image_inputs(image: ImageManifest) -> tuple[tuple[str, ...], tuple[resolver.StaticMetadata, ...]]:
     pins: list[str] = []
     metadata: list[resolver.StaticMetadata] = []
@@ -109,7 +121,7 @@ def _image_inputs(image: ImageManifest) -> tuple[tuple[str, ...], tuple[resolver
         if public is None:
             continue
         pins.append(f"{dist.name}=={public}")
-        metadata.append(resolver.StaticMetadata(dist.name, public, tuple(dist.requires)))
+        metadata.append(resolver.StaticMetadata(dist.name, public, tuple(_valid(dist.requires))))
     return tuple(sorted(pins)), tuple(sorted(metadata, key=lambda m: m.name.lower()))
 
 
