@@ -72,6 +72,7 @@ def push_env(tmp_path: Path, server: KaggleServer | None, creds: str = "token") 
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     env.update({"HOME": str(home), "TMPDIR": str(tmp_path / "tmp"), "SPECTRAMIND_KAGGLE_POLL_S": "0.05"})
+    env["COLUMNS"] = "250"  # rich would wrap hashes at 80 columns without a terminal
     env.pop("XDG_CONFIG_HOME", None)
     if server is not None:
         env.update(server.client_env())
@@ -89,22 +90,22 @@ def push_env(tmp_path: Path, server: KaggleServer | None, creds: str = "token") 
 def push(
     repo: Path, tmp_path: Path, bundle: Path, server: KaggleServer | None, *extra: str, creds: str = "token"
 ) -> tuple[int, dict[str, Any], str]:
-    cmd = [sys.executable, "-m", "bundler", "push", str(bundle), "--json", "--timeout", "60", *extra]
-    cmd += ["--config-dir", str(repo / "configs")]
-    proc = subprocess.run(
-        cmd,
-        check=False,
-        cwd=repo,
-        env=push_env(tmp_path, server, creds),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """Run the CLI with --json; returns (exit code, the JSON object on stdout, stderr)."""
+    proc = run_cli(repo, tmp_path, bundle, server, "--json", *extra, creds=creds)
     try:
         data = json.loads(proc.stdout)
     except ValueError:
         pytest.fail(f"stdout is not one JSON object:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc.returncode, data, proc.stderr
+
+
+def run_cli(
+    repo: Path, tmp_path: Path, bundle: Path, server: KaggleServer | None, *extra: str, creds: str = "token"
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "bundler", "push", str(bundle), "--timeout", "60", *extra]
+    cmd += ["--config-dir", str(repo / "configs")]
+    env = push_env(tmp_path, server, creds)
+    return subprocess.run(cmd, check=False, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_first_push_creates_dataset_with_zipped_folders_and_kernel_offline(
@@ -250,3 +251,15 @@ def test_push_after_first_creation_skips_via_remote_manifest(repo: Path, tmp_pat
         changed, _ = make_bundle(tmp_path / "next", payload="v2")
         code, data, err = push(repo, tmp_path, changed, server)
         assert (code, data["dataset"]["action"]) == (0, "versioned"), err
+
+
+def test_human_output_shows_kernel_log_and_run_summary(repo: Path, tmp_path: Path) -> None:
+    bundle, digest = make_bundle(tmp_path)
+    make_kernel(tmp_path)
+    with KaggleServer() as server:
+        server.kernel_outputs["run_hash_summary_v50.json"] = json.dumps({"exit_reason": "ok"}).encode()
+        proc = run_cli(repo, tmp_path, bundle, server, "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # human output goes to stderr only
+    for needle in (digest, "run_hash_summary_v50.json", "exit_reason", "spectramind-v50-predict.log"):
+        assert needle in proc.stderr

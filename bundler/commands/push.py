@@ -290,9 +290,14 @@ def _result(data: dict[str, Any], messages: list[str], title: str = "push") -> R
         rows.append(
             (f"kernel {kernel['name']}", f"{kernel['ref']} {status} {kernel.get('url') or ''}".strip())
         )
+        if kernel.get("log"):
+            rows.append(("  log", str(kernel["log"])))
         summary = kernel.get("run_hash_summary")
         if summary:
-            rows.append((f"  {SUMMARY_NAME}", json.dumps(summary, sort_keys=True)[:400]))
+            rows.append((f"  {SUMMARY_NAME}", str(kernel.get("output_dir") or "")))
+            for key in sorted(summary):
+                text = json.dumps(summary[key], sort_keys=True, default=str)
+                rows.append((f"    {key}", text if len(text) <= 100 else text[:97] + "..."))
     for sub in data.get("submissions", []):
         rows.append(("submission", f"{sub['kernel']} -> {sub['competition']}: {sub['submission']}"))
     return Result("push", data=data, title=title, rows=rows, messages=messages)
