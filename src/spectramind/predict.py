@@ -1,0 +1,263 @@
+"""``spectramind predict``: budget-aware, incremental, interruptible, optionally distributed.
+
+Modes (``predict.mode``): ``full`` (calibration + model refinement), ``calibration`` (the plain
+calibration baseline), ``fallback`` (the prior for every planet, in seconds, without torch).
+
+Budget: the deadline is $SPECTRAMIND_DEADLINE, else now + $SPECTRAMIND_BUDGET_S, else now +
+env.budget_s - env.safety_margin_s. Per-visit calibration and per-planet refinement costs are
+measured as planets complete; each planet gets the best level that still fits (full, then
+calibration only, then the prior). ``submission.csv`` is valid from the first second (all prior)
+and is rewritten atomically as planets finish. SIGINT/SIGTERM flush it and exit 124.
+
+Exit codes: 0 every planet was predicted; 124 the budget ran out or the run was interrupted (the
+submission is valid, the missing planets carry the prior); 1 an error (``predict.on_error=raise``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from spectramind.dataio import list_planets, planet_dir, read_adc, visits
+from spectramind.errors import EXIT_BUDGET, DataError, SpectraMindError
+from spectramind.runtime import RunPaths, log, write_atomic
+from spectramind.submission import SubmissionWriter, format_row, prior
+
+FULL, CALIBRATION, PRIOR = "full", "calibration", "prior"
+MODES = (FULL, CALIBRATION, "fallback")
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+class Interrupted(BaseException):
+    """Raised by the SIGINT/SIGTERM handler; BaseException so no `except Exception` swallows it."""
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+@dataclass
+class CostModel:
+    """Running means of measured costs: seconds per visit calibrated, per planet refined."""
+
+    calib_s: list[float] = field(default_factory=list)
+    refine_s: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def _mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else 0.0
+
+    def choose(
+        self, time_left: float, visits_here: int, visits_left: int, planets_left: int, reserve: float
+    ) -> str:
+        """The best level for the next planet that keeps the whole run inside the budget."""
+        spare = time_left - reserve
+        calib, refine = self._mean(self.calib_s), self._mean(self.refine_s)
+        if spare <= 0 or spare < 1.2 * visits_here * calib:
+            return PRIOR
+        if refine > 0 and spare < visits_left * calib + planets_left * refine:
+            return CALIBRATION  # not enough for everything: skip refinement to save its share
+        return FULL
+
+
+@dataclass
+class Outcome:
+    levels: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, str] = field(default_factory=dict)
+    interrupted: str | None = None
+
+
+def _settings(cfg: DictConfig) -> dict[str, Any]:
+    p = cfg.get("predict") or {}
+    mode = str(p.get("mode", FULL))
+    if mode not in MODES:
+        raise SpectraMindError(f"unknown predict.mode '{mode}'", fix=f"use one of {', '.join(MODES)}")
+    return {
+        "mode": mode,
+        "split": str(p.get("split", "test")),
+        "distributed": bool(p.get("distributed", False)),
+        "flush_every_s": float(p.get("flush_every_s", 5.0)),
+        "reserve_s": float(p.get("reserve_s", 5.0)),
+        "on_error": str(p.get("on_error", "prior")),
+    }
+
+
+def _fallback(paths: RunPaths, split: str, started: float) -> int:
+    planets = list_planets(paths.data, split)
+    fallback = prior(paths.data / "train.csv")
+    SubmissionWriter(paths.output / "submission.csv", planets, fallback).flush()
+    log(
+        f"predict: fallback submission ({fallback.source} prior) for {len(planets)} planets "
+        f"in {time.time() - started:.2f}s"
+    )
+    return 0
+
+
+def _refiner(opts: dict[str, Any], paths: RunPaths) -> Callable[[np.ndarray, np.ndarray], Pair] | None:
+    """The model's refine step, or None (calibration mode, or weights missing: refinement is skipped)."""
+    if opts["mode"] != FULL:
+        return None
+    from spectramind.model import load, refine
+
+    try:
+        model = load(paths.weights)
+    except SpectraMindError as error:
+        log(f"predict: skipping refinement, {error.what} ({error.where})")
+        return None
+    return lambda depth, sigma: refine(model, depth, sigma)
+
+
+def _run(
+    cfg: DictConfig,
+    paths: RunPaths,
+    opts: dict[str, Any],
+    *,
+    rank_planets: list[str],
+    writer: SubmissionWriter | None,
+    deadline_at: float,
+) -> Outcome:
+    from spectramind.features import planet_features
+
+    refine_fn = _refiner(opts, paths)
+    adc = read_adc(paths.data)
+    chunk, bins = int(cfg.data.get("chunk_steps", 375)), int(cfg.data.get("bin_steps", 5))
+    costs, out = CostModel(), Outcome()
+    n_visits = {}
+    for pid in rank_planets:
+        try:
+            n_visits[pid] = len(visits(planet_dir(paths.data, opts["split"], pid), pid))
+        except DataError:
+            n_visits[pid] = 1  # reported when the planet is processed
+    try:
+        for i, pid in enumerate(rank_planets):
+            left = rank_planets[i:]
+            level = costs.choose(
+                deadline_at - time.time(),
+                n_visits[pid],
+                sum(n_visits[p] for p in left),
+                len(left),
+                opts["reserve_s"],
+            )
+            if level == FULL and refine_fn is None:
+                level = CALIBRATION
+            out.levels[pid] = level
+            if level == PRIOR:
+                continue
+            t0 = time.perf_counter()
+            try:
+                feats = planet_features(
+                    paths.data, opts["split"], pid, chunk_steps=chunk, bin_steps=bins, adc=adc
+                )
+            except DataError as error:
+                if opts["on_error"] == "raise":
+                    raise
+                log(f"predict: planet {pid} keeps the prior: {error.render()}")
+                out.errors[pid], out.levels[pid] = error.what, PRIOR
+                continue
+            costs.calib_s.append((time.perf_counter() - t0) / n_visits[pid])
+            mu, sigma = feats.depth, feats.sigma
+            if level == FULL and refine_fn is not None:
+                t1 = time.perf_counter()
+                mu, sigma = refine_fn(mu, sigma)
+                costs.refine_s.append(time.perf_counter() - t1)
+            row = format_row(pid, mu, sigma)
+            out.rows[pid] = row
+            if writer is not None:
+                writer.set_row(pid, row)
+    except Interrupted as signame:
+        out.interrupted = str(signame)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
+    from spectramind.runtime import deadline, run_paths
+
+    started = time.time()
+    config_dir = find_config_dir()
+    cfg = compose(argv, config_dir)
+    paths, opts, env = run_paths(cfg, config_dir), _settings(cfg), env_profile(cfg)
+    if opts["mode"] == "fallback":
+        return _fallback(paths, opts["split"], started)
+    deadline_at = deadline(env.budget_s - env.safety_margin_s, now=started)
+    import torch
+
+    from spectramind import distributed
+    from spectramind.runtime import apply_determinism
+
+    determinism = apply_determinism(env.seed, env.deterministic, env.threads)
+    torch.set_num_threads(1)  # the model is tiny; one thread makes every process layout agree bit for bit
+    ctx = distributed.init(opts["distributed"])
+    planets = list_planets(paths.data, opts["split"])
+    writer = None
+    if ctx.is_main:
+        save_snapshot(cfg, argv, paths.output)
+        writer = SubmissionWriter(
+            paths.output / "submission.csv", planets, prior(paths.data / "train.csv"), opts["flush_every_s"]
+        )
+        writer.flush()
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    log(
+        f"predict: {len(planets)} planets, mode {opts['mode']}, rank {ctx.rank}/{ctx.world}, "
+        f"{deadline_at - time.time():.0f}s budget"
+    )
+    try:
+        out = _run(
+            cfg,
+            paths,
+            opts,
+            rank_planets=distributed.shard(planets, ctx),
+            writer=writer,
+            deadline_at=deadline_at,
+        )
+        if out.interrupted is None:
+            rows = distributed.gather_rows(ctx, out.rows)
+            if writer is not None:
+                for pid, row in rows.items():
+                    writer.rows[pid] = row
+        if writer is not None:
+            writer.flush()
+    except Interrupted as signame:  # a second signal during the final flush
+        out = Outcome(interrupted=str(signame))
+        if writer is not None:
+            writer.flush()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    budget_hit = any(level == PRIOR for pid, level in out.levels.items() if pid not in out.errors)
+    code = EXIT_BUDGET if out.interrupted or budget_hit else 0
+    if out.interrupted is None:
+        distributed.shutdown(ctx)
+    if ctx.is_main:
+        counts = {lvl: sum(1 for v in out.levels.values() if v == lvl) for lvl in (FULL, CALIBRATION, PRIOR)}
+        summary = {
+            "planets": len(planets),
+            "levels": counts,
+            "errors": out.errors,
+            "interrupted": out.interrupted,
+            "world_size": ctx.world,
+            "mode": opts["mode"],
+            "seconds": round(time.time() - started, 3),
+            "exit_code": code,
+            "config_sha256": config_hash(cfg),
+            "determinism": determinism,
+        }
+        write_atomic(
+            paths.output / "predict_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode()
+        )
+        log(f"predict: {counts} -> {paths.output / 'submission.csv'} (exit {code})")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
