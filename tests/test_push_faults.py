@@ -76,6 +76,9 @@ def test_kernel_error_reports_failure_message_and_keeps_log(repo: Path, tmp_path
     log = Path(data["where"]) / "predict" / "spectramind-v50-predict.log"
     assert "boot ok" in log.read_text()
     assert server.submissions == []  # nothing is submitted from a failed run
+    assert data["ok"] is False
+    assert data["kernels"][0]["status"] == "ERROR"
+    assert data["kernels"][0]["url"].endswith("/code/tester/spectramind-v50-predict")
 
 
 def test_overall_timeout_while_kernel_runs(repo: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bundler import secrets
-from bundler.errors import BundlerError, UsageError, VerificationError
+from bundler.errors import EXIT_ERROR, UsageError, VerificationError, redact
 from bundler.kaggle_api import KaggleAdapter, PushedKernel, credential_source, require_credentials
 from bundler.output import Result, console
 from spectramind.shim import MANIFEST_NAME, read_manifest, verify_bundle
@@ -175,16 +175,21 @@ def run(args: argparse.Namespace) -> Result:
                 failures.append(
                     f"kernel {kernel.ref} ended {entry['status']}: {entry['failure'] or 'no message'}"
                 )
-        if failures:
-            raise BundlerError(
-                "; ".join(failures),
-                where=str(out_root),
-                fix="read the downloaded kernel log there, fix the cause and push again",
-            )
+        if failures:  # a Result, not an exception: the JSON keeps the URLs, logs and outputs
+            data["kernels"] = results
+            return _failed(data, messages, "; ".join(failures), out_root)
         if args.submit:
             data["submissions"] = _submit(adapter, args, digest, pushed)
     data["kernels"] = results
     return _result(data, messages)
+
+
+def _failed(data: dict[str, Any], messages: list[str], what: str, out_root: Path) -> Result:
+    fix = "read the downloaded kernel log there, fix the cause and push again"
+    data.update({"error": "KernelRunFailed", "what": redact(what), "where": str(out_root), "fix": fix})
+    result = _result(data, [*messages, f"ERROR {what}", f"  where: {out_root}", f"  fix:   {fix}"])
+    result.exit_code = EXIT_ERROR
+    return result
 
 
 def _push_dataset(adapter: KaggleAdapter, bundle: Path, ref: str, digest: str, notes: str) -> dict[str, Any]:
