@@ -34,7 +34,7 @@ from bundler.fetch import Cache, IndexClient, IndexFile, choice_key, hash_file, 
 from bundler.image import ImageManifest, load_image
 from bundler.lockfile import LockedPin, check_fresh, check_target, parse_lock
 from bundler.output import console
-from bundler.sdist import build_pure_wheel, ways_out
+from bundler.sdist import build_pure_wheel
 from bundler.tags import TargetTags, marker_applies, marker_environment, parse_filename, target_tags
 
 
@@ -102,7 +102,9 @@ def pick_file(pin: LockedPin, files: list[IndexFile], tags: TargetTags, where: s
     if allowed:
         return min(allowed, key=lambda w: (w[0], w[1]))[2]
     if wheels:
-        names = ", ".join(f"{w[1]} (sha256 {w[2].sha256})" for w in sorted(wheels)[:3])
+        names = ", ".join(
+            f"{w[1]} (sha256 {w[2].sha256})" for w in sorted(wheels, key=lambda w: (w[0], w[1]))[:3]
+        )
         raise VerificationError(
             f"hash mismatch: the index's wheels of {pin.key} for the target are not among the "
             f"lock's hashes: {names}",
@@ -357,4 +359,4 @@ def build_wheelhouse(
     )
 
 
-__all__ = ["WheelRecord", "WheelhouseResult", "build_wheelhouse", "pick_file", "ways_out"]
+__all__ = ["WheelRecord", "WheelhouseResult", "build_wheelhouse", "pick_file"]
