@@ -60,15 +60,21 @@ class _LinkParser(HTMLParser):
         super().__init__()
         self.links: list[tuple[str, dict[str, str | None]]] = []
         self.base: str | None = None
+        self._open = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "base":
             self.base = dict(attrs).get("href") or self.base
         if tag == "a":
             self.links.append(("", dict(attrs)))
+            self._open = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._open = False
 
     def handle_data(self, data: str) -> None:
-        if self.links:
+        if self._open and self.links:
             text, attrs = self.links[-1]
             self.links[-1] = (text + data, attrs)
 
