@@ -114,11 +114,11 @@ def default_remote(root: Path) -> str | None:
 
 def pull(root: Path, dvc_files: list[Path], missing: list[str]) -> None:
     """``dvc pull`` the pointers whose data the workspace lacks; clear errors for each way it fails."""
-    remote = default_remote(root)
     rels = [f.relative_to(root).as_posix() for f in dvc_files]
     proc = run_dvc(root, "pull", *rels, check=False)
     if proc.returncode == 0:
         return
+    remote = default_remote(root)
     if remote is None:
         raise BundlerError(
             f"weights are missing from the workspace and no DVC remote is configured: {', '.join(missing)}",
@@ -165,8 +165,9 @@ def ensure_weights(root: Path, entries: list[str]) -> list[WeightStatus]:
             sorted({p for p, _ in missing}),
             [out.relative_to(root).as_posix() for _, out in missing],
         )
-    modified = _modified(root, sorted({p for p, _ in tracked}))
     pulled = {out for _, out in missing}
+    # Just-pulled outputs match their pointer; only the others can have been edited.
+    modified = _modified(root, sorted({p for p, out in tracked if out not in pulled}))
     for pointer, out in tracked:
         rel = out.relative_to(root).as_posix()
         state = "pulled" if out in pulled else "modified" if rel in modified else "tracked"
