@@ -63,7 +63,7 @@ class ImageReport:
 
     def messages(self) -> list[str]:
         out = [
-            f"image {self.image} has {d.name} {d.image_version}; the lock pins {d.locked_version} "
+            f"warning: image {self.image} has {d.name} {d.image_version}; the lock pins {d.locked_version} "
             f"(required by: {', '.join(d.required_by) or 'unknown'})"
             for d in self.deviations
         ]
