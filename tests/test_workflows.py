@@ -179,21 +179,46 @@ def test_sync_summary_reports_a_failed_push(repo: Path, tmp_path: Path) -> None:
 
 @pytest.mark.network
 @pytest.mark.slow
-def test_sync_build_step(repo: Path, tmp_path: Path) -> None:
-    """The build step as written, then verify: needs requirements.lock and PyPI."""
+def test_sync_workflow_end_to_end(repo: Path, tmp_path: Path) -> None:
+    """Every run: step of the sync job after Install, in order, in a copy of the checkout: a real
+    build (wheels from PyPI, or the warm wheel cache), verify, push to the loopback server, summary."""
     if not (repo / "requirements.lock").is_file():
         pytest.skip("build step not run: requirements.lock is not in the checkout (python -m bundler lock)")
-    if not (repo / "weights").exists() and not list(repo.glob("*.dvc")):
-        pytest.skip("build step not run: the checkout has no weights/ (nor DVC-tracked weights) to pack")
-    by_id = {s.get("id"): s for s in load(repo, "kaggle-sync.yml")["jobs"]["sync"]["steps"]}
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    env.update(
-        {"BUNDLE_DIR": str(tmp_path / "dist" / "bundle"), "SPECTRAMIND_CONFIG_DIR": str(repo / "configs")}
-    )
-    for step_id in ("build", "verify"):
-        proc = _run_step(by_id[step_id], env, work)
-        assert proc.returncode == 0, f"step {step_id}:\n{proc.stdout}\n{proc.stderr}"
-    verified = json.loads((work / "verify.json").read_text())
-    assert verified["ok"] is True
+    checkout = tmp_path / "checkout"
+    for name in ("src", "configs", "kaggle", "bin"):
+        shutil.copytree(repo / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("requirements.lock", "requirements.in", "pyproject.toml"):
+        shutil.copy2(repo / name, checkout / name)
+    (checkout / "weights").mkdir()  # what the Weights step pulls with DVC in the real job
+    (checkout / "weights" / "v50.pt").write_bytes(bytes(range(256)) * 4)
+    job = load(repo, "kaggle-sync.yml")["jobs"]["sync"]
+    run_steps = [s for s in job["steps"] if "run" in s]
+    ids = [s["id"] for s in run_steps]
+    assert ids[0] == "install"
+    with KaggleServer() as server:
+        env = _job_env(repo, tmp_path, server, bundle=Path("unused"))
+        env["BUNDLE_DIR"] = _expand(job["env"]["BUNDLE_DIR"], env)  # the workflow's own, relative
+        env.pop("SPECTRAMIND_CONFIG_DIR")  # found from the working directory, as in the job
+        env["INPUTS_wait"] = env["WAIT"] = "false"
+        # Only the push step is routed to the loopback server; the build reaches PyPI as in CI.
+        routing = set(server.client_env())
+        direct = {k: v for k, v in env.items() if k not in routing}
+        direct |= {k: v for k, v in os.environ.items() if k in routing}
+        direct["HOME"] = os.environ.get("HOME", direct["HOME"])  # the wheel cache, as the cache step restores
+        for step in run_steps[1:]:  # Install is the environment this test already runs in
+            step_env = env if step["id"] == "push" else direct
+            proc = _run_step(step, step_env, checkout)
+            assert proc.returncode == 0, f"step {step['id']}:\n{proc.stdout}\n{proc.stderr}"
+    built = json.loads((checkout / "build.json").read_text())
+    verified = json.loads((checkout / "verify.json").read_text())
+    pushed = json.loads((checkout / "push.json").read_text())
+    assert built["bundle_sha256"] == verified["bundle_sha256"] == pushed["bundle_sha256"]
+    assert pushed["dataset"]["action"] == "created"
+    names = {server.blobs[f["token"]].name for f in server.rpcs("CreateDataset")[0].body["files"]}
+    assert {"MANIFEST.json", "requirements.lock", "boot.zip", "wheels.zip", "weights.zip"} <= names
+    [kernel] = server.rpcs("SaveKernel")
+    assert kernel.body["enableInternet"] is False
+    assert kernel.body["datasetDataSources"] == [pushed["dataset"]["ref"]]
+    summary = (tmp_path / "summary.md").read_text()
+    assert pushed["bundle_sha256"] in summary
+    assert pushed["kernels"][0]["url"] in summary
