@@ -5,6 +5,7 @@ The index holds:
       declares nothing (its own Requires-Dist, like the image's torch 2.13.0+cpu)
   light 1.0/1.5/2.0 (the image has 1.0; keeper 1.0 in the image requires light<2)
   fast 1.0 (cp311 wheels only) and fast 2.0 (cp312 wheels only)
+  glib 1.0 (manylinux_2_17) and glib 2.0 (manylinux_2_31 only)
   app 1.0 -> heavy, light
 """
 
@@ -66,6 +67,8 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIndex]:
     make_wheel(wheels, "fast", "1.0", tag=f"cp311-cp311-{MANYLINUX}")
     make_wheel(wheels, "fast", "2.0", tag=f"cp312-cp312-{MANYLINUX}")
     make_wheel(wheels, "app", "1.0", requires=["heavy", "light"])
+    make_wheel(wheels, "glib", "1.0", tag=f"py3-none-{MANYLINUX}")
+    make_wheel(wheels, "glib", "2.0", tag="py3-none-manylinux_2_31_x86_64")
     with serve_index(wheels) as served:
         yield served
 
@@ -134,6 +137,18 @@ def test_target_python_is_used_not_the_build_machines(
     assert [(p["name"], p["version"]) for p in data["pins"]] == [("fast", "2.0")]
     header = parse_lock(project / "requirements.lock").header
     assert header is not None and header.target == "kaggle-cp312"
+
+
+def test_target_glibc_is_used_not_the_build_machines(
+    project: Path, index: LocalIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """glib 2.0 needs glibc 2.31: a glibc 2.28 target gets 1.0 whatever this machine's glibc is."""
+    (project / "requirements.in").write_text("glib\n")
+    code, data, _ = lock(project, index, capsys)
+    assert code == 0 and [(p["name"], p["version"]) for p in data["pins"]] == [("glib", "2.0")]
+    code, data, _ = lock(project, index, capsys, "target.glibc='2.28'")
+    assert code == 0 and data["platform"] == "x86_64-manylinux_2_28"
+    assert [(p["name"], p["version"]) for p in data["pins"]] == [("glib", "1.0")]
 
 
 def test_forced_version_is_reported_with_every_broken_image_package(
