@@ -125,6 +125,9 @@ class IndexClient:
         self.index_url = index_url.rstrip("/") + "/"
         self.offline = offline
         self.requests = 0
+        # Our own opener: proxies are read from the environment now (urlopen's global opener
+        # freezes them at its first use in the process).
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler())
 
     def _open(self, url: str, accept: str | None = None) -> Any:
         if self.offline:  # a programming error: offline callers must check the cache first
@@ -133,7 +136,7 @@ class IndexClient:
         for attempt in range(RETRIES + 1):
             self.requests += 1
             try:
-                return urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310 (http(s) index URLs)
+                return self._opener.open(request, timeout=TIMEOUT_S)
             except urllib.error.HTTPError as exc:
                 if exc.code in _TRANSIENT_HTTP and attempt < RETRIES:
                     time.sleep(BACKOFF_S * 2**attempt)
