@@ -222,7 +222,8 @@ class KaggleAdapter:
                 transient = status in RETRY_STATUSES or type(exc).__name__ in ("ConnectionError", "Timeout")
                 if transient and attempt < MAX_RETRIES:
                     delay = _retry_after(exc)
-                    self._wait(backoff.step() if delay is None else delay, f"{what} (HTTP {status})")
+                    cause = f"HTTP {status}" if status else type(exc).__name__
+                    self._wait(backoff.step() if delay is None else delay, f"{what} ({cause})")
                     continue
                 raise _translate(what, exc, status) from exc
         raise AssertionError("unreachable")  # pragma: no cover
