@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -247,7 +248,15 @@ class Cache:
         return path
 
     def incoming(self) -> Path:
-        return self.root / "incoming"
+        """Where downloads stream to; parts left by a killed build over an hour ago are removed."""
+        folder = self.root / "incoming"
+        if folder.is_dir():
+            stale = time.time() - 3600
+            for part in folder.glob(".part-*"):
+                with contextlib.suppress(OSError):
+                    if part.stat().st_mtime < stale:
+                        part.unlink()
+        return folder
 
     def _choice_path(self, key: str) -> Path:
         return self.root / "choices" / f"{key}.json"

@@ -6,6 +6,9 @@ best wheel whose sha256 the lock allows (or the sdist, built when pure Python) �
 content-addressed cache → clobber check of image + delta → copy into ``dest``.
 
 Nothing is written into ``dest`` until every file is fetched, verified and checked.
+``network_requests`` counts the index client's requests; an sdist whose build backend is not
+installed here is built in an isolated environment that pip fills from the same index (cold builds
+only: the built wheel is cached and remembered with the pin's choice).
 """
 
 from __future__ import annotations
