@@ -14,6 +14,7 @@ Three parts, each usable alone:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -104,19 +105,25 @@ def image_env(
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     venv = cache_root / f"{image.name}-{key}"
-    if (venv / _READY).is_file():
-        return ImageEnv(venv, venv / "bin" / "python", _site(venv), tuple(packages), True, 0.0)
-    if venv.exists():  # an interrupted creation: start over
-        shutil.rmtree(venv)
     cache_root.mkdir(parents=True, exist_ok=True)
-    _run([python, "-m", "venv", str(venv)], "create the image venv", env=pip_env())
-    if packages:
-        cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-input", "-q"]
-        cmd += [arg for link in find_links for arg in ("--find-links", str(link))]
-        cmd += ["--index-url", index_url] if index_url else ["--no-index"]
-        cmd += [f"{name}=={version}" for name, version in packages]
-        _run(cmd, f"install {len(packages)} image package(s)", env=pip_env())
-    (venv / _READY).write_text(key_src + "\n", encoding="utf-8")
+    # One creator at a time (tests, demo and users may share the cache); the venv is built aside
+    # and renamed into place, so a reader never sees a half-made one.
+    with (cache_root / f".{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (venv / _READY).is_file():
+            return ImageEnv(venv, venv / "bin" / "python", _site(venv), tuple(packages), True, 0.0)
+        partial = cache_root / f".{venv.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(venv, ignore_errors=True)
+        _run([python, "-m", "venv", str(partial)], "create the image venv", env=pip_env())
+        if packages:
+            cmd = [str(partial / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-input", "-q"]
+            cmd += [arg for link in find_links for arg in ("--find-links", str(link))]
+            cmd += ["--index-url", index_url] if index_url else ["--no-index"]
+            cmd += [f"{name}=={version}" for name, version in packages]
+            _run(cmd, f"install {len(packages)} image package(s)", env=pip_env())
+        (partial / _READY).write_text(key_src + "\n", encoding="utf-8")
+        partial.rename(venv)  # the venv's python finds its prefix from pyvenv.cfg: relocatable
     seconds = round(time.monotonic() - started, 3)
     return ImageEnv(venv, venv / "bin" / "python", _site(venv), tuple(packages), False, seconds)
 
