@@ -84,26 +84,25 @@ def test_require_clean_message_never_contains_the_secret(tmp_path: Path) -> None
     assert KAGGLE_HEX not in text and AWS_ID not in text
 
 
-@pytest.mark.parametrize(
-    ("relpath", "content", "expected"),
-    [
-        ("configs/kaggle.json", '{"username": "me", "key": "' + KAGGLE_HEX + '"}', "configs/kaggle.json ("),
-        ("weights/.env", f"KAGGLE_KEY={KAGGLE_HEX}\n", "weights/.env ("),
-        ("configs/env/extra.yaml", f"a: 1\naws: {AWS_ID}\n", "configs/env/extra.yaml:2 (AWS access key id)"),
-        ("src/spectramind/leak.py", f"\n\nTOKEN = '{GH_TOKEN}'\n", "!spectramind/leak.py:3 (GitHub token)"),
-    ],
-)
 def test_build_fails_with_file_and_line_and_prints_no_secret(
-    tiny: TinyProject, relpath: str, content: str, expected: str, capsys: pytest.CaptureFixture[str]
+    tiny: TinyProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tiny.root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
+    planted = {
+        "configs/kaggle.json": ('{"username": "me", "key": "' + KAGGLE_HEX + '"}', "configs/kaggle.json ("),
+        "weights/.env": (f"KAGGLE_KEY={KAGGLE_HEX}\n", "weights/.env ("),
+        "configs/env/extra.yaml": (f"a: 1\naws: {AWS_ID}\n", "configs/env/extra.yaml:2 (AWS access key id)"),
+        "src/spectramind/leak.py": (f"\n\nTOKEN = '{GH_TOKEN}'\n", "!spectramind/leak.py:3 (GitHub token)"),
+    }
+    for relpath, (content, _) in planted.items():
+        (tiny.root / relpath).write_text(content)
     out = tiny.root / "dist" / "bundle"
     code, data, err = run_cli(tiny.args(out), capsys)
     assert code == 3
-    assert expected in data["where"]
-    assert "contents not shown" in data["what"]
+    for _, expected in planted.values():
+        assert expected in data["where"]
+    assert (
+        "6 credential-looking item(s)" in data["what"]
+    )  # names + lines and "contents not shown" in data["what"]
     for value in (KAGGLE_HEX, AWS_ID, GH_TOKEN):
         assert value not in err and value not in str(data)
     assert not out.exists()

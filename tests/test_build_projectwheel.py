@@ -1,0 +1,70 @@
+"""The project's own wheel: PyPA build (sdist -> wheel), isolated, reproducible, cached."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bundler.errors import BundlerError
+from bundler.projectwheel import build_project_wheel
+from tests import test_build as tb
+
+setuptools_whl = tb.setuptools_whl
+DEAD_INDEX = "http://127.0.0.1:9/simple"
+
+
+def _project(base: Path, setuptools: Path) -> tb.TinyProject:
+    return tb.make_tiny_project(base, setuptools, name="p")
+
+
+@pytest.mark.slow  # two isolated builds from scratch (~20 s on the 2-core machine)
+def test_same_sources_in_two_places_give_the_same_wheel_bytes(
+    tmp_path: Path, setuptools_whl: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This machine's pip settings must not leak into the isolated build.
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/nowhere")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(tmp_path / "no-such-constraints.txt"))
+    project = _project(tmp_path / "a", setuptools_whl)
+    other_src = tmp_path / "b" / "deeper" / "src"
+    shutil.copytree(project.root / "src", other_src)
+    wheels = [
+        build_project_wheel(src, tmp_path / f"out{i}", cache_dir=project.cache, index_url=DEAD_INDEX,
+                            epoch=1700000000, offline=True, use_cache=False)
+        for i, src in enumerate([project.root / "src", other_src])
+    ]  # fmt: skip
+    assert wheels[0].sha256 == wheels[1].sha256 and not wheels[0].cached
+    assert wheels[0].filename == "spectramind-0.0.1-py3-none-any.whl"
+    data = (tmp_path / "out0" / wheels[0].filename).read_bytes()
+    assert data == (tmp_path / "out1" / wheels[1].filename).read_bytes()
+    with zipfile.ZipFile(tmp_path / "out0" / wheels[0].filename) as zf:
+        names = zf.namelist()
+        assert "spectramind/shim.py" in names and zf.getinfo(names[0]).date_time[:3] == (2023, 11, 14)
+        assert not any(str(tmp_path) in zf.read(n).decode("utf-8", "replace") for n in names)
+    # The build ran on a copy: no egg-info or build/ left in the project.
+    assert sorted(p.name for p in (project.root / "src").iterdir()) == ["pyproject.toml", "spectramind"]
+
+
+def test_cache_reuses_the_wheel_and_the_epoch_is_part_of_the_key(
+    tmp_path: Path, setuptools_whl: Path
+) -> None:
+    project = _project(tmp_path, setuptools_whl)
+    src = project.root / "src"
+    kw = {"cache_dir": project.cache, "index_url": DEAD_INDEX, "offline": True}
+    first = build_project_wheel(src, tmp_path / "o1", epoch=1700000000, **kw)  # type: ignore[arg-type]
+    again = build_project_wheel(src, tmp_path / "o2", epoch=1700000000, **kw)  # type: ignore[arg-type]
+    assert again.cached and again.sha256 == first.sha256
+    (src / "spectramind" / "__init__.py").write_text('"""changed"""\n')
+    changed = build_project_wheel(src, tmp_path / "o3", epoch=1700000000, **kw)  # type: ignore[arg-type]
+    assert not changed.cached and changed.sha256 != first.sha256
+
+
+def test_offline_without_build_requirements_is_a_clear_error(tmp_path: Path, setuptools_whl: Path) -> None:
+    project = _project(tmp_path, setuptools_whl)
+    with pytest.raises(BundlerError) as info:
+        build_project_wheel(project.root / "src", tmp_path / "o", cache_dir=tmp_path / "empty-cache",
+                            index_url=DEAD_INDEX, epoch=1, offline=True)  # fmt: skip
+    assert "build requirements" in info.value.what and "setuptools>=68" in info.value.what
+    assert info.value.fix is not None and "without --offline" in info.value.fix
