@@ -85,13 +85,7 @@ def test_sync_triggers_concurrency_and_secrets_scope(repo: Path) -> None:
     assert list(sync["jobs"]) == ["sync"]
     job = sync["jobs"]["sync"]
     ids = [step.get("id") for step in job["steps"] if "run" in step]
-    assert (
-        ids.index("weights")
-        < ids.index("build")
-        < ids.index("verify")
-        < ids.index("push")
-        < ids.index("summary")
-    )
+    assert ids.index("build") < ids.index("verify") < ids.index("push") < ids.index("summary")
     with_secrets = [step.get("id") for step in job["steps"] if "secrets." in json.dumps(step)]
     assert with_secrets == ["push"], "credentials reach the push step only"
     assert "secrets." not in json.dumps({k: v for k, v in job.items() if k != "steps"})
@@ -181,7 +175,7 @@ def test_sync_summary_reports_a_failed_push(repo: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sync_workflow_end_to_end(repo: Path, tmp_path: Path) -> None:
     """Every run: step of the sync job after Install, in order, in a copy of the checkout: a real
-    build (wheels from PyPI, or the warm wheel cache), verify, push to the loopback server, summary."""
+    build (wheels from PyPI or the warm wheel cache), verify, push to the loopback server, summary."""
     if not (repo / "requirements.lock").is_file():
         pytest.skip("build step not run: requirements.lock is not in the checkout (python -m bundler lock)")
     checkout = tmp_path / "checkout"
@@ -189,7 +183,7 @@ def test_sync_workflow_end_to_end(repo: Path, tmp_path: Path) -> None:
         shutil.copytree(repo / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("requirements.lock", "requirements.in", "pyproject.toml"):
         shutil.copy2(repo / name, checkout / name)
-    (checkout / "weights").mkdir()  # what the Weights step pulls with DVC in the real job
+    (checkout / "weights").mkdir()  # untracked here; in the real repo the build pulls them with DVC
     (checkout / "weights" / "v50.pt").write_bytes(bytes(range(256)) * 4)
     job = load(repo, "kaggle-sync.yml")["jobs"]["sync"]
     run_steps = [s for s in job["steps"] if "run" in s]
