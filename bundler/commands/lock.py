@@ -191,6 +191,7 @@ def run(args: argparse.Namespace) -> Result:
         preferences=pins,
         metadata=metadata,
         constraint_label=f"image {image.name}",
+        compile_command=f"python -m bundler lock target={settings.target.name}",
     )
     console.print(f"lock: resolving {req_in.name} for python {python} on {platform} (image {image.name})")
     strategy = "image-constrained"
