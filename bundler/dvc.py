@@ -188,7 +188,9 @@ def _modified(root: Path, pointers: list[Path]) -> set[str]:
     for items in report.values():
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict):
-                changed.update(str(k) for k in item.get("changed outs", {}))
+                outs = item.get("changed outs", {})
+                # "not in cache" only means the local DVC cache lacks a copy; the file itself matches.
+                changed.update(str(k) for k, v in outs.items() if v == "modified")
     return changed
 
 
