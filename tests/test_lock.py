@@ -330,3 +330,16 @@ def _simple_hashes(project: str, marker: str) -> dict[str, str]:
         for digest, name in re.findall(r'#sha256=([0-9a-f]{64})"[^>]*>([^<]+)</a>', page)
         if marker in name
     }
+
+
+def test_header_names_the_manifest_file_the_target_uses(
+    project: Path, index: LocalIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A capture renamed on download (its inner name differs) still locks and checks cleanly."""
+    images = project / "configs" / "images"
+    shutil.copy(images / "img311.json", images / "renamed.json")
+    (project / "requirements.in").write_text("light\n")
+    assert lock(project, index, capsys, "target.image=renamed")[0] == 0
+    header = parse_lock(project / "requirements.lock").header
+    assert header is not None and header.image == "renamed"
+    assert lock(project, index, capsys, "--check", "target.image=renamed")[0] == 0

@@ -39,15 +39,20 @@ from bundler import config, lockfile, lockreport, resolver, tags
 from bundler.errors import BundlerError, UsageError
 from bundler.image import ImageManifest, load_image
 from bundler.output import Result, console
+from spectramind.config import TargetProfile
 
 HEADER = "# spectramind-lock: requirements-in-sha256={req} target={target} image={image} image-sha256={sha}"
 # Options uv may follow inside requirements.in; index options belong in bundle.index_url.
 _ALLOWED_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 
 
-def header_line(requirements_sha256: str, target: str, image: ImageManifest) -> str:
-    """The first line of every lock (contract shared with the wheelhouse: COMMON.md)."""
-    return HEADER.format(req=requirements_sha256, target=target, image=image.name, sha=image.sha256)
+def header_line(requirements_sha256: str, target: TargetProfile, image: ImageManifest) -> str:
+    """The first line of every lock (contract shared with the wheelhouse: COMMON.md).
+
+    ``image=`` is the manifest's file name as the target names it (``target.image``), which is what
+    the build compares; the ``name`` inside a renamed capture may differ.
+    """
+    return HEADER.format(req=requirements_sha256, target=target.name, image=target.image, sha=image.sha256)
 
 
 def validate_requirements(path: Path) -> list[str]:
@@ -159,7 +164,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def _check(out: Path, req_in: Path, settings: config.Settings, image: ImageManifest) -> Result:
     lock = lockfile.parse_lock(out)
     lockfile.check_fresh(lock, req_in)
-    lockfile.check_target(lock, settings.target.name, image.name, image.sha256)
+    lockfile.check_target(lock, settings.target.name, settings.target.image, image.sha256)
     return Result(
         command="lock",
         data={"lock": str(out), "up_to_date": True, "written": False, "pins": len(lock.pins)},
@@ -210,7 +215,7 @@ def run(args: argparse.Namespace) -> Result:
     req_sha = hashlib.sha256(req_in.read_bytes()).hexdigest()
     uv_version = resolver.uv_version()
     text = (
-        header_line(req_sha, settings.target.name, image)
+        header_line(req_sha, settings.target, image)
         + f"\n# resolved by uv {uv_version} for python {python} on {platform}; "
         + f"image packages kept: {len(report.kept)}, changed: {len(report.deviations)}\n"
         + resolution.text
