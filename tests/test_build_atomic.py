@@ -95,3 +95,10 @@ def test_failed_build_removes_its_stage_and_keeps_the_old_bundle(
     assert code == 3 and "credential" in data["what"]
     assert verify_bundle(out).bundle_sha256 == first["bundle_sha256"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".bundle.")]
+
+
+def test_killed_first_build_leaves_no_bundle_at_all(tiny: TinyProject) -> None:
+    out = tiny.root / "dist" / "bundle"
+    _kill_build_at(tiny, out, "publish")
+    assert not out.exists()  # no half-written bundle: only the hidden stage of the dead build
+    assert [p.name.split("-")[0] for p in out.parent.iterdir()] == [".bundle.staging"]
