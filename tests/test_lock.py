@@ -189,6 +189,10 @@ def test_check_reports_out_of_date_and_writes_nothing(
     req.write_text("light\n")
     code, data, _ = lock(project, index, capsys, "--check", "target.image=img312", "target=kaggle-cp312")
     assert code == 1 and "target=kaggle-sim-cp311" in str(data["what"])
+    image_file = project / "configs" / "images" / "img311.json"
+    image_file.write_text(image_file.read_text().replace('"test image"', '"re-captured"'))
+    code, data, _ = lock(project, index, capsys, "--check")
+    assert code == 1 and "image manifest 'img311' changed" in str(data["what"])
     assert lock_path.read_bytes() == before
     assert sorted(p.name for p in project.iterdir() if p.name.startswith(".")) == []
 
