@@ -7,8 +7,8 @@ image environment (bundler.sandbox, as ``simulate`` uses), so each one starts fr
 Kaggle image already has:
 
 - shim:  the boot shim's own plan + install (bundled uv when present), hashes required, --no-deps;
-- naive: ``pip install --no-index --find-links wheels -r requirements.lock`` (+ the project wheel),
-         what a notebook cell would do;
+- naive: ``pip install --no-index --find-links wheels`` of every locked ``name==version`` (+ the
+         project wheel), what a notebook cell would do;
 - floor: ``cp -a`` of the site-packages and bin/ files an install produced (no installer at all).
 
 Without ``--bundle`` a bundle is built first (``python -m bundler build bundle.weights=[]``).
@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from bundler import sandbox  # noqa: E402 - the repo root is put on sys.path just above
 from bundler.image import load_image  # noqa: E402
-from spectramind.shim import read_manifest  # noqa: E402
+from spectramind.shim import BOOT_ONLY, parse_lock, read_manifest  # noqa: E402
 
 SHIM_INSTALL = """
 import sys, time
@@ -64,21 +64,16 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def naive_requirements(bundle: Path, manifest: dict[str, object], dest: Path) -> Path:
-    files = manifest["files"]
-    assert isinstance(files, list)
-    project = [e for e in files if str(e["path"]).startswith("wheels/spectramind-")]
-    lines = (bundle / "requirements.lock").read_text()
-    for entry in project:
-        version = str(entry["path"]).split("-")[1]
-        lines += f"spectramind=={version} --hash=sha256:{entry['sha256']}\n"
-    dest.write_text(lines)
+def naive_requirements(bundle: Path, dest: Path) -> Path:
+    """``name==version`` of every locked package plus the project wheel (no hashes: the naive way)."""
+    locked = parse_lock((bundle / "requirements.lock").read_text())
+    pins = [f"{p.name}=={p.version}" for p in locked if p.key not in BOOT_ONLY]  # the set boot installs
+    pins += [f"spectramind=={w.name.split('-')[1]}" for w in (bundle / "wheels").glob("spectramind-*.whl")]
+    dest.write_text("\n".join(pins) + "\n")
     return dest
 
 
-def one_round(
-    bundle: Path, base: sandbox.ImageEnv, manifest: dict[str, object], tmp: Path
-) -> dict[str, float]:
+def one_round(bundle: Path, base: sandbox.ImageEnv, tmp: Path) -> dict[str, float]:
     env = sandbox.pip_env()
     shim_env = fresh(base, tmp, "shim")
     work = tmp / "work"
@@ -95,7 +90,7 @@ def one_round(
     if proc.returncode != 0:
         raise SystemExit(f"shim install failed:\n{proc.stderr[-2000:]}")
     naive_env = fresh(base, tmp, "naive")
-    reqs = naive_requirements(bundle, manifest, tmp / "naive.txt")
+    reqs = naive_requirements(bundle, tmp / "naive.txt")
     naive_s = timed(
         [
             str(naive_env / "bin" / "python"),
@@ -149,7 +144,7 @@ def main() -> int:
         for i in range(args.repeat):
             round_dir = tmp / f"round{i}"
             round_dir.mkdir()
-            rounds.append(one_round(bundle, base, manifest, round_dir))
+            rounds.append(one_round(bundle, base, round_dir))
     med = {k: statistics.median(r[k] for r in rounds) for k in ("shim", "naive", "floor")}
     result = {
         "bundle": str(bundle),

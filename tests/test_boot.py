@@ -24,7 +24,7 @@ from tests.support.bundles import (
     make_spectramind_wheel,
     make_uv_wheel,
 )
-from tests.support.wheels import make_wheel
+from tests.support.wheels import make_sdist, make_wheel
 
 
 class Kit:
@@ -33,6 +33,7 @@ class Kit:
     def __init__(self, root: Path) -> None:
         self.wheels = root / "wheels"
         self.alpha = make_wheel(self.wheels, "alpha", "1.0")
+        self.alpha_sdist = make_sdist(root / "sdists", "alpha", "1.0")  # alpha's wheel was "built" from it
         self.beta = make_wheel(self.wheels, "beta", "2.0")
         self.imgpkg = make_wheel(self.wheels, "imgpkg", "1.0")
         self.spectramind = make_spectramind_wheel(self.wheels)
@@ -54,7 +55,7 @@ class Kit:
     def spec(self, *, uv: bool = True, ship_beta: bool = True) -> BundleSpec:
         return BundleSpec(
             pins=[
-                Pin("alpha", "1.0", self.alpha),
+                Pin("alpha", "1.0", self.alpha, sdist=self.alpha_sdist),
                 Pin("beta", "2.0", self.beta, ship=ship_beta),
                 Pin("imgpkg", "1.0", self.imgpkg, ship=False),
             ],
@@ -103,8 +104,8 @@ def test_good_bundle_boots_installs_only_missing_and_records(kit: Kit, tmp_path:
     assert sub.splitlines()[1].endswith("0.75,0.75,0.75,0.75")  # the command's, not the fallback's
     summary = json.loads((out / "run_hash_summary_v50.json").read_text())
     installed = summary["install"]["installed"]
-    assert {"alpha==1.0", "beta==2.0", "spectramind==0.5.0"} <= set(installed)
-    assert not any(p.startswith("imgpkg") for p in installed)  # the image has it
+    assert {"alpha==1.0", "beta==2.0", "spectramind==0.5.0"} <= set(installed)  # alpha: MANIFEST `built`
+    assert not any(p.startswith(("imgpkg", "uv==")) for p in installed)  # the image has it; uv is boot-only
     assert summary["install"]["satisfied"] == ["imgpkg==1.0"]
     assert summary["install"]["installer"].startswith("uv")
     assert summary["exit"] == {

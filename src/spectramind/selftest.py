@@ -194,6 +194,7 @@ def check_bundle(ctx: Context) -> list[Check]:
         pins = shim.parse_lock(lock.read_text(encoding="utf-8"))
     except shim.BootError as exc:
         return [*checks, Check("packages", FAIL, exc.what)]
+    pins = [p for p in pins if p.key not in shim.BOOT_ONLY]  # boot runs uv from its wheel
     have = shim.installed_versions()
     wrong = [
         f"{p.name}=={p.version} (have {have.get(p.key, 'none')})"

@@ -136,6 +136,9 @@ SUMMARY_NAME, DEBUG_LOG_NAME, SUBMISSION_NAME = (
     "v50_debug_log.md",
     "submission.csv",
 )
+# Locked for boot, not for the payload: the shim runs uv straight from its wheel, so installing it
+# into site-packages would only cost time (its 40 MB binary written twice).
+BOOT_ONLY = frozenset({"uv"})
 _MANYLINUX_ALIASES = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
@@ -451,9 +454,18 @@ def plan_install(bundle: Path, manifest: dict[str, Any], pins: list[Pin]) -> Ins
         key, version = _wheel_name_version(filename)
         if key == "spectramind":
             pins = [*pins, Pin("spectramind", version, (digest,))]
+    # Wheels the build made from a locked sdist carry their own hash, recorded in MANIFEST `built`.
+    built = {
+        (canonical(str(b.get("name", ""))), str(b.get("version", ""))): str(b.get("sha256", ""))
+        for b in manifest.get("built") or []
+    }
     plan = InstallPlan([], [], {})
     abi, machine, glibc = running_abi(), platform.machine(), glibc_version()
     for pin in pins:
+        if pin.key in BOOT_ONLY:
+            continue
+        if (pin.key, pin.version) in built and built[(pin.key, pin.version)] not in pin.hashes:
+            pin = Pin(pin.name, pin.version, (*pin.hashes, built[(pin.key, pin.version)]), pin.marker)  # noqa: PLW2901
         if pin.key in have and version_satisfies(have[pin.key], pin.version):
             plan.satisfied.append(f"{pin.name}=={have[pin.key]}")
             continue

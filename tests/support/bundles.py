@@ -142,6 +142,7 @@ class Pin:
     version: str
     wheel: Path  # the wheel whose hash the lock carries
     ship: bool = True  # False: the image has it (listed in MANIFEST `skipped`, wheel not packed)
+    sdist: Path | None = None  # the lock carries this sdist's hash; the wheel is listed in `built`
 
 
 @dataclass
@@ -163,7 +164,7 @@ def _lock_text(pins: list[Pin]) -> str:
         "#",
     ]
     for pin in sorted(pins, key=lambda p: p.name):
-        digest = hashlib.sha256(pin.wheel.read_bytes()).hexdigest()
+        digest = hashlib.sha256((pin.sdist or pin.wheel).read_bytes()).hexdigest()
         lines += [
             f"{pin.name}=={pin.version} \\",
             f"    --hash=sha256:{digest}",
@@ -173,7 +174,12 @@ def _lock_text(pins: list[Pin]) -> str:
 
 
 def write_manifest(
-    root: Path, *, target: dict[str, Any], image: dict[str, str], skipped: list[dict[str, str]]
+    root: Path,
+    *,
+    target: dict[str, Any],
+    image: dict[str, str],
+    skipped: list[dict[str, str]],
+    built: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     entries = file_entries(root)
     lock = root / "requirements.lock"
@@ -187,7 +193,7 @@ def write_manifest(
         "created": "2020-01-01T00:00:00Z",
         "files": entries,
         "skipped": skipped,
-        "built": [],
+        "built": built or [],
     }
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -215,7 +221,19 @@ def make_bundle(root: Path, spec: BundleSpec) -> Path:
         json.dumps({"id": "tester/spectramind-test-bundle", "title": "test bundle", "licenses": []})
     )
     skipped = [{"name": p.name, "version": p.version} for p in spec.pins if not p.ship]
-    write_manifest(root, target=spec.target, image=spec.image, skipped=skipped)
+    built = [
+        {
+            "name": p.name,
+            "version": p.version,
+            "filename": p.wheel.name,
+            "origin": "built",
+            "sha256": hashlib.sha256(p.wheel.read_bytes()).hexdigest(),
+            "size": p.wheel.stat().st_size,
+        }
+        for p in spec.pins
+        if p.sdist is not None
+    ]
+    write_manifest(root, target=spec.target, image=spec.image, skipped=skipped, built=built)
     return root
 
 
