@@ -134,6 +134,7 @@ for path in ("/kaggle/input/spectramind-test-bundle/x", "/kaggle/input/ariel-dat
     except OSError as exc:
         res[path] = exc.errno
 open("/kaggle/working/probe.json", "w").write(json.dumps(res))
+print("stdout of the command goes to stderr, never into --json")
 """
 
 
@@ -156,6 +157,7 @@ def test_network_absent_and_input_read_only(kit: SimKit, tmp_path: Path) -> None
     assert res["/kaggle/input/ariel-data-challenge-2025/x"] == erofs
     assert res["/kaggle/input/new"] == erofs
     assert data["submission"]["valid"] is True  # the fallback, written before the command
+    assert "never into --json" in proc.stderr  # kit.simulate parsed stdout as one JSON object
 
 
 def test_missing_wheel_fails_fast(kit: SimKit, tmp_path: Path) -> None:

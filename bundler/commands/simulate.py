@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -151,7 +152,8 @@ def run(args: argparse.Namespace) -> Result:
 def _boot(argv: list[str], env: dict[str, str], *, limit: float) -> tuple[int, float, bool]:
     """Run the sandbox; a boot that outlives its own budget by ``limit`` is killed (exit 124)."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    # Everything the boot prints is progress: stdout stays free for --json.
+    proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=sys.stderr.fileno())
     try:
         code = proc.wait(timeout=limit)
         killed = False
