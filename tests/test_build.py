@@ -181,7 +181,11 @@ def make_tiny_project(
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bundler-cache")
+    # A fixed path under the session's temp root: modules that re-export this fixture get their
+    # own fixture instance, but the same cache (so the project wheel is built once per session).
+    folder = tmp_path_factory.getbasetemp() / "bundler-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture

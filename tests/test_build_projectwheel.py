@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bundler.errors import BundlerError
-from bundler.projectwheel import build_project_wheel
+from bundler.projectwheel import ProjectWheel, build_project_wheel
 from tests import test_build as tb
 
-setuptools_whl = tb.setuptools_whl
+setuptools_whl, shared_cache = tb.setuptools_whl, tb.shared_cache
 DEAD_INDEX = "http://127.0.0.1:9/simple"
 
 
@@ -47,17 +47,26 @@ def test_same_sources_in_two_places_give_the_same_wheel_bytes(
     assert sorted(p.name for p in (project.root / "src").iterdir()) == ["pyproject.toml", "spectramind"]
 
 
-def test_cache_reuses_the_wheel_and_the_epoch_is_part_of_the_key(
-    tmp_path: Path, setuptools_whl: Path
+def test_cache_reuses_the_wheel_and_a_source_change_rebuilds(
+    tmp_path: Path, setuptools_whl: Path, shared_cache: Path
 ) -> None:
-    project = _project(tmp_path, setuptools_whl)
+    project = tb.make_tiny_project(tmp_path, setuptools_whl, name="p", cache=shared_cache)
     src = project.root / "src"
-    kw = {"cache_dir": project.cache, "index_url": DEAD_INDEX, "offline": True}
-    first = build_project_wheel(src, tmp_path / "o1", epoch=1700000000, **kw)  # type: ignore[arg-type]
-    again = build_project_wheel(src, tmp_path / "o2", epoch=1700000000, **kw)  # type: ignore[arg-type]
+
+    def build(dest: str) -> ProjectWheel:
+        return build_project_wheel(
+            src,
+            tmp_path / dest,
+            cache_dir=shared_cache,
+            index_url=DEAD_INDEX,
+            epoch=tb.GIT_EPOCH,
+            offline=True,
+        )
+
+    first, again = build("o1"), build("o2")
     assert again.cached and again.sha256 == first.sha256
     (src / "spectramind" / "__init__.py").write_text('"""changed"""\n')
-    changed = build_project_wheel(src, tmp_path / "o3", epoch=1700000000, **kw)  # type: ignore[arg-type]
+    changed = build("o3")
     assert not changed.cached and changed.sha256 != first.sha256
 
 
