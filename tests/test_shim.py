@@ -173,3 +173,17 @@ def test_shim_imports_only_the_standard_library(repo: Path) -> None:
     mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert mods <= set(sys.stdlib_module_names) | {"__future__"}, mods - set(sys.stdlib_module_names)
+
+
+def test_command_killed_by_a_signal_exits_128_plus_n() -> None:
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    outcome = shim.run_budgeted([sys.executable, "-c", code], {}, time.time() + 30, 1, 1)
+    assert (outcome.code, outcome.reason) == (128 + signal.SIGTERM, "failed")
+
+
+def test_bad_budget_knob_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SPECTRAMIND_BUDGET_S", "nine hours")
+    assert shim.main(["--bundle", str(tmp_path), "true"]) == 1
+    assert "SPECTRAMIND_BUDGET_S='nine hours' is not a number" in capsys.readouterr().err

@@ -574,6 +574,7 @@ def install(bundle: Path, plan: InstallPlan, workdir: Path) -> dict[str, Any]:
             wheels,
             "--require-hashes",
             "--no-deps",
+            "--no-compile",  # like uv: bytecode is written on first import, not during boot
             "--no-cache-dir",
             "--disable-pip-version-check",
             "--no-warn-script-location",
@@ -701,6 +702,8 @@ def run_budgeted(
         outcome.reason, outcome.code = "budget", EXIT_BUDGET
     elif outcome.code != 0:
         outcome.reason = "failed"
+        if outcome.code < 0:  # killed by a signal from elsewhere: the shell's 128+N convention
+            outcome.code = 128 - outcome.code
     return outcome
 
 
@@ -1082,7 +1085,12 @@ def main(argv: list[str] | None = None) -> int:
     if bundle is None:
         here = Path(__file__).resolve().parent.parent
         bundle = here if (here / MANIFEST_NAME).is_file() and here.name != "src" else None
-    return Boot(args or list(DEFAULT_COMMAND), bundle, input_dir, out).run()
+    try:
+        boot = Boot(args or list(DEFAULT_COMMAND), bundle, input_dir, out)
+    except BootError as exc:  # a malformed knob (SPECTRAMIND_BUDGET_S=...) before anything started
+        log(exc.render())
+        return exc.code
+    return boot.run()
 
 
 if __name__ == "__main__":
