@@ -373,3 +373,24 @@ def test_refuses_to_replace_a_directory_that_is_not_a_bundle(
     code, data, _ = run_cli(tiny.args(precious), capsys)
     assert code == 2 and "not a bundle" in data["what"]
     assert (precious / "notes.txt").read_text() == "keep me\n"
+
+
+def test_created_time_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bundler.commands.build import git_info, source_date_epoch
+    from bundler.errors import UsageError
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert git_info(tmp_path) == (None, None)  # not a checkout
+    assert source_date_epoch(None) == 315532800  # fixed, never the clock
+    assert source_date_epoch(GIT_EPOCH) == GIT_EPOCH
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert source_date_epoch(GIT_EPOCH) == 1700000000
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
+        source_date_epoch(GIT_EPOCH)
+
+
+def test_missing_lock_is_a_usage_error(tiny: TinyProject, capsys: pytest.CaptureFixture[str]) -> None:
+    (tiny.root / "requirements.lock").unlink()
+    code, data, _ = run_cli(tiny.args(tiny.root / "dist" / "bundle"), capsys)
+    assert code == 2 and "lock file does not exist" in data["what"] and "bundler lock" in data["fix"]

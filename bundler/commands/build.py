@@ -105,6 +105,8 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
         )
     if out == settings.root or settings.root.is_relative_to(out):
         raise UsageError("--out would replace the project itself", where=str(out), fix="use dist/bundle")
+    if out.name == "kernels":  # the kernel folders are written to <out>/../kernels
+        raise UsageError("--out may not be named 'kernels'", where=str(out), fix="use dist/bundle")
     commit, commit_time = git_info(settings.root)
     return BuildInputs(
         settings=settings,
