@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -191,9 +192,11 @@ def check_no_build_paths(stage: Path, needles: Iterable[str], *, max_bytes: int 
 
 
 def check_text_for_paths(text: str, needles: Iterable[str], *, where: str) -> None:
+    # A whole path component must match: root /app flags "/app/x" but not "/application".
+    patterns = [(n, re.compile(re.escape(n) + r"(?![\w.-])")) for n in needles]
     for number, line in enumerate(text.splitlines(), start=1):
-        for needle in needles:
-            if needle in line:
+        for needle, pattern in patterns:
+            if needle in line and pattern.search(line):
                 raise VerificationError(
                     "an absolute path of the build machine would be packed into the bundle",
                     where=f"{where}:{number} (mentions {needle})",

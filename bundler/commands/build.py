@@ -236,7 +236,7 @@ def step_checks(inp: BuildInputs, st: BuildState) -> None:
     s = inp.settings
     project_wheel = f"wheels/{st.project_wheel.filename}"
     secrets.require_clean(st.stage, wheels_to_open=[project_wheel])
-    needles = [str(s.root), str(st.stage), str(inp.out.parent), str(s.path(s.bundle.cache_dir))]
+    needles = [str(s.root), str(st.stage), str(s.path(s.bundle.cache_dir))]
     pack.check_no_build_paths(st.stage, needles)
     pack.check_wheel_for_paths(st.stage / project_wheel, needles, where=project_wheel)
     limits = s.bundle.limits
