@@ -250,6 +250,8 @@ def test_tampered_bundle_exits_3_naming_the_file(kit: Kit, tmp_path: Path) -> No
     assert proc.returncode == 3
     assert "modified: configs/env/kaggle.yaml" in proc.stderr and "extra: wheels/stray.whl" in proc.stderr
     assert not (tmp_path / "runenv" / "bin" / "uv").exists()  # nothing was installed
+    summary = json.loads((tmp_path / "working" / "run_hash_summary_v50.json").read_text())
+    assert summary["exit"]["reason"] == "verification-failed" and summary["git_commit"] == "0" * 40
 
 
 def test_python_mismatch_is_a_clear_error(kit: Kit, tmp_path: Path) -> None:

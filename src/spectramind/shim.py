@@ -3,6 +3,28 @@
 It runs inside the Kaggle kernel before anything is installed, so it imports nothing outside the
 standard library. The build side imports the same file (``spectramind.shim``) for the MANIFEST.json
 format, so the bundle is written and checked by one piece of code.
+
+``python shim.py [--bundle DIR] [--] [COMMAND...]`` (started by ``boot/kaggle-boot.sh``):
+
+1. locate the bundle (the one holding this file, else ``$SPECTRAMIND_INPUT/*/`` and
+   ``$SPECTRAMIND_INPUT/datasets/*/*/``) and verify every file against MANIFEST.json (exit 3);
+2. check Python/ABI/platform against MANIFEST ``target`` (exit 1, naming both sides);
+3. install offline what the environment lacks: lock pins not already satisfied (plus the project
+   wheel), ``--no-index --require-hashes --no-deps``, with the bundled uv (run from its wheel) or pip;
+   a pin with no wheel in the bundle fails fast (exit 3) before any installer starts;
+4. write the fallback submission (``spectramind predict predict.mode=fallback``, else the data's
+   sample_submission.csv) and keep a copy of the last valid one;
+5. run COMMAND (default ``spectramind predict env=kaggle``) in its own process group with
+   SPECTRAMIND_CONFIG_DIR/BUNDLE/OUTPUT/INPUT/DATA/DEADLINE/BUDGET_S set; SIGINT at the soft deadline
+   (start + budget - safety margin), SIGTERM after ``SPECTRAMIND_GRACE_INT_S``, SIGKILL after
+   ``SPECTRAMIND_GRACE_TERM_S`` more (the hard deadline); exit 124 then;
+6. whatever happened: a valid submission if one can be had, ``run_hash_summary_v50.json`` and an
+   appended ``v50_debug_log.md`` in the output dir.
+
+Budget knobs: SPECTRAMIND_BOOT_START (unix time the kernel started; kaggle-boot.sh sets it first),
+SPECTRAMIND_BUDGET_S / SPECTRAMIND_SAFETY_MARGIN_S (default: the bundle's configs/env/<profile>.yaml
+``budget_s`` / ``safety_margin_s``, else 32400 / 900; the margin is at most half the budget),
+SPECTRAMIND_FALLBACK=0 (no fallback step), SPECTRAMIND_FALLBACK_TIMEOUT_S (300).
 """
 
 from __future__ import annotations
@@ -862,6 +884,8 @@ class Boot:
         )
         report = verify_bundle(self.bundle)
         self.phase("verify", t)
+        with contextlib.suppress(OSError, ValueError):  # what the MANIFEST claims, even when it fails
+            self._describe(read_manifest(self.bundle), report)
         if not report.ok:
             named = [f"modified: {p}" for p in report.modified] + [f"missing: {p}" for p in report.missing]
             named += [f"extra: {p}" for p in report.extra] + report.errors
@@ -873,7 +897,6 @@ class Boot:
                 code=EXIT_VERIFY,
             )
         manifest = read_manifest(self.bundle)
-        self._describe(manifest, report)
         t = time.time()
         self.summary["running"] = check_target(manifest)
         lock = self.bundle / "requirements.lock"
