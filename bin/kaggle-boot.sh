@@ -31,14 +31,14 @@ export SPECTRAMIND_INPUT="$input_dir"
 export SPECTRAMIND_OUTPUT="${SPECTRAMIND_OUTPUT:-/kaggle/working}"
 
 # The bundle: the one this script lives in, else a glob over the layouts Kaggle has used
-# (/kaggle/input/<slug> and /kaggle/input/datasets/<owner>/<slug>).
+# (/kaggle/input/<slug>, one folder deeper, and /kaggle/input/datasets/<owner>/<slug>).
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bundle=""
 if [[ -f "$here/../MANIFEST.json" && -f "$here/shim.py" ]]; then
   bundle="$(cd "$here/.." && pwd)"
 else
   shopt -s nullglob
-  for candidate in "$input_dir"/*/boot/shim.py "$input_dir"/datasets/*/*/boot/shim.py; do
+  for candidate in "$input_dir"/*/boot/shim.py "$input_dir"/*/*/boot/shim.py "$input_dir"/datasets/*/*/boot/shim.py; do
     root="$(cd "$(dirname "$candidate")/.." && pwd)"
     if [[ -f "$root/MANIFEST.json" ]]; then
       bundle="$root"
@@ -49,7 +49,7 @@ else
 fi
 if [[ -z "$bundle" ]]; then
   echo "ERROR no SpectraMind bundle found" >&2
-  echo "  where: $input_dir/*/boot/shim.py and $input_dir/datasets/*/*/boot/shim.py" >&2
+  echo "  where: $input_dir/{*,*/*,datasets/*/*}/boot/shim.py" >&2
   echo "  fix:   attach the bundle dataset to the kernel, or set SPECTRAMIND_INPUT" >&2
   exit 1
 fi

@@ -187,3 +187,20 @@ def test_bad_budget_knob_is_a_clear_error(
     monkeypatch.setenv("SPECTRAMIND_BUDGET_S", "nine hours")
     assert shim.main(["--bundle", str(tmp_path), "true"]) == 1
     assert "SPECTRAMIND_BUDGET_S='nine hours' is not a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", ["slug", "slug/inner", "datasets/owner/slug"])
+def test_locate_bundle_layouts(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / layout
+    (root / "boot").mkdir(parents=True)
+    (root / "boot" / "shim.py").write_text("")
+    (root / "MANIFEST.json").write_text("{}")
+    (tmp_path / "ariel-data-challenge-2025" / "boot").mkdir(parents=True)  # no MANIFEST: not a bundle
+    (tmp_path / "ariel-data-challenge-2025" / "boot" / "shim.py").write_text("")
+    assert shim.locate_bundle(tmp_path) == root
+
+
+def test_locate_bundle_missing_names_the_patterns(tmp_path: Path) -> None:
+    with pytest.raises(shim.BootError) as info:
+        shim.locate_bundle(tmp_path)
+    assert "datasets/*/*/boot/shim.py" in info.value.where and "attach the bundle" in info.value.fix

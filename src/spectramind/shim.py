@@ -6,8 +6,8 @@ format, so the bundle is written and checked by one piece of code.
 
 ``python shim.py [--bundle DIR] [--] [COMMAND...]`` (started by ``boot/kaggle-boot.sh``):
 
-1. locate the bundle (the one holding this file, else ``$SPECTRAMIND_INPUT/*/`` and
-   ``$SPECTRAMIND_INPUT/datasets/*/*/``) and verify every file against MANIFEST.json (exit 3);
+1. locate the bundle (the one holding this file, else ``$SPECTRAMIND_INPUT/*/``, ``*/*/`` and
+   ``datasets/*/*/``) and verify every file against MANIFEST.json (exit 3);
 2. check Python/ABI/platform against MANIFEST ``target`` (exit 1, naming both sides);
 3. install offline what the environment lacks: lock pins not already satisfied (plus the project
    wheel), ``--no-index --require-hashes --no-deps``, with the bundled uv (run from its wheel) or pip;
@@ -204,12 +204,13 @@ def locate_bundle(input_dir: Path, here: Path | None = None) -> Path:
     """The bundle root: the one holding this shim, else a glob over Kaggle's input layouts."""
     if here is not None and (here / MANIFEST_NAME).is_file():
         return here
-    found = sorted(input_dir.glob("*/boot/shim.py")) + sorted(input_dir.glob("datasets/*/*/boot/shim.py"))
+    patterns = ("*/boot/shim.py", "*/*/boot/shim.py", "datasets/*/*/boot/shim.py")  # never recursive
+    found = [p for pattern in patterns for p in sorted(input_dir.glob(pattern))]
     roots = [p.parent.parent for p in found if (p.parent.parent / MANIFEST_NAME).is_file()]
     if not roots:
         raise BootError(
             "no SpectraMind bundle found",
-            where=f"{input_dir}/*/boot/shim.py and {input_dir}/datasets/*/*/boot/shim.py",
+            where=f"{input_dir}/" + f", {input_dir}/".join(patterns),
             fix="attach the bundle dataset to the kernel, or set SPECTRAMIND_INPUT to where it is mounted",
         )
     if len(roots) > 1:
