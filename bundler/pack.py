@@ -118,28 +118,34 @@ def copy_tree(
     *,
     project_root: Path,
     exclude: Callable[[str], bool] = lambda _name: False,
+    _parents: frozenset[Path] = frozenset(),
 ) -> list[str]:
     """Copy a directory tree into the stage (sorted, junk and ``exclude``d names left out).
 
-    Symlinks are followed when they stay inside the project and refused when they leave it.
-    Returns the copied paths relative to ``dest``.
+    Symlinks are followed when they stay inside the project and refused when they leave it; a
+    link back to a directory being copied (a loop) is refused too. Returns the copied paths
+    relative to ``dest``.
     """
     copied: list[str] = []
     real_root = safe_source(src, project_root)
+    if real_root in _parents:
+        raise VerificationError(
+            "a symlink loops back to a directory that contains it",
+            where=str(src),
+            fix="remove the link; the bundle cannot hold an infinite tree",
+        )
+    parents = _parents | {real_root}
     for entry in sorted(real_root.iterdir(), key=lambda p: p.name):
         if entry.name in JUNK or entry.name.endswith((".pyc", ".pyo")) or exclude(entry.name):
             continue
         target = dest / entry.name
         real = safe_source(entry, project_root)
         if real.is_dir():
-            copied += [
-                f"{entry.name}/{rel}"
-                for rel in copy_tree(entry, target, project_root=project_root, exclude=exclude)
-            ]
+            inner = copy_tree(entry, target, project_root=project_root, exclude=exclude, _parents=parents)
+            copied += [f"{entry.name}/{rel}" for rel in inner]
         elif real.is_file():
-            copy_file(
-                entry, target, project_root=project_root, executable=bool(real.stat().st_mode & stat.S_IXUSR)
-            )
+            executable = bool(real.stat().st_mode & stat.S_IXUSR)
+            copy_file(entry, target, project_root=project_root, executable=executable)
             copied.append(entry.name)
     return copied
 

@@ -101,3 +101,11 @@ def test_copy_tree_skips_junk_and_normalises_modes(tmp_path: Path) -> None:
     assert copied == ["a.yaml", "run.sh"]
     assert (tmp_path / "stage" / "a.yaml").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "stage" / "run.sh").stat().st_mode & 0o777 == 0o755
+
+
+def test_symlink_loops_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "proj" / "configs"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "back").symlink_to(src)
+    with pytest.raises(VerificationError, match="loops back"):
+        pack.copy_tree(src, tmp_path / "stage", project_root=tmp_path / "proj")
