@@ -157,7 +157,9 @@ def ensure_weights(root: Path, entries: list[str]) -> list[WeightStatus]:
                 where=str(root / ".dvc"),
                 fix="run `dvc init` in the project (or restore its .dvc/ directory from git)",
             )
-        tracked += [(p, out) for p in pointers for out in pointer_outs(p)]
+        outs = [(p, out) for p in pointers for out in pointer_outs(p)]
+        tracked += outs
+        statuses += [WeightStatus(rel, "untracked", None) for rel in _uncovered(root, path, outs)]
     missing = [(p, out) for p, out in tracked if not out.exists()]
     if missing:
         pull(
@@ -173,6 +175,24 @@ def ensure_weights(root: Path, entries: list[str]) -> list[WeightStatus]:
         state = "pulled" if out in pulled else "modified" if rel in modified else "tracked"
         statuses.append(WeightStatus(rel, state, pointer.relative_to(root).as_posix()))
     return statuses
+
+
+_DVC_META = frozenset({".gitignore", ".dvcignore"})
+
+
+def _uncovered(root: Path, path: Path, outs: list[tuple[Path, Path]]) -> list[str]:
+    """Files in a weights directory that no pointer covers (packed too, so reported)."""
+    if not path.is_dir():
+        return []
+    covered = [out for _, out in outs]
+    return sorted(
+        f.relative_to(root).as_posix()
+        for f in path.rglob("*")
+        if f.is_file()
+        and f.suffix != ".dvc"
+        and f.name not in _DVC_META
+        and not any(f == out or out in f.parents for out in covered)
+    )
 
 
 def _modified(root: Path, pointers: list[Path]) -> set[str]:

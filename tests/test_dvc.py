@@ -52,8 +52,12 @@ def test_missing_weights_are_pulled_from_the_remote(tmp_path: Path) -> None:
         ("weights/v50.pt", "pulled", "weights/v50.pt.dvc")
     ]
     assert (root / "weights" / "v50.pt").read_bytes() == WEIGHTS
-    # Present and unchanged now: "tracked"; edited in the workspace: "modified".
-    assert dvc.ensure_weights(root, ["weights/v50.pt"])[0].state == "tracked"
+    # A file in the weights directory that no pointer covers is reported (it is packed too).
+    (root / "weights" / "notes.json").write_text("{}")
+    states = {s.path: s.state for s in dvc.ensure_weights(root, ["weights"])}
+    assert states == {"weights/v50.pt": "tracked", "weights/notes.json": "untracked"}
+    (root / "weights" / "notes.json").unlink()
+    # Edited in the workspace: "modified".
     (root / "weights" / "v50.pt").write_bytes(b"retrained")
     assert dvc.ensure_weights(root, ["weights"])[0].state == "modified"
 
