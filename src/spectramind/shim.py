@@ -47,6 +47,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -550,8 +551,13 @@ def site_packages() -> Path:
     return Path(sysconfig.get_paths()["purelib"])
 
 
-def install(bundle: Path, plan: InstallPlan, workdir: Path) -> dict[str, Any]:
-    """Install ``plan.pins`` offline from ``<bundle>/wheels`` with hashes required; uv when bundled."""
+def install(
+    bundle: Path, plan: InstallPlan, workdir: Path, uv: Future[Path | None] | None = None
+) -> dict[str, Any]:
+    """Install ``plan.pins`` offline from ``<bundle>/wheels`` with hashes required; uv when bundled.
+
+    ``uv``: the binary being extracted already (`Boot` starts that while it verifies the bundle).
+    """
     info: dict[str, Any] = {
         "installed": [f"{p.name}=={p.version}" for p in plan.pins],
         "satisfied": plan.satisfied,
@@ -562,14 +568,21 @@ def install(bundle: Path, plan: InstallPlan, workdir: Path) -> dict[str, Any]:
     reqs = workdir / "install.txt"
     reqs.write_text("".join(p.requirement_line() + "\n" for p in plan.pins), encoding="utf-8")
     wheels, env = str(bundle / "wheels"), _clean_env()
-    uv = extract_uv(bundle, workdir)
-    if uv is not None:
+    try:
+        uv_binary = uv.result() if uv is not None else extract_uv(bundle, workdir)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BootError(
+            f"cannot unpack uv from its wheel: {exc}",
+            where=f"{bundle}/wheels",
+            fix="rebuild the bundle; set bundle.include_uv=false to boot with pip",
+        ) from exc
+    if uv_binary is not None:
         cache = workdir / "uv-cache"
         same_fs = workdir.stat().st_dev == site_packages().stat().st_dev
         env.update(UV_CACHE_DIR=str(cache), UV_NO_CONFIG="1", UV_OFFLINE="1", UV_PYTHON_DOWNLOADS="never")
         # A cache on the target's filesystem lets uv hardlink; across filesystems it must copy.
         cmd = [
-            str(uv),
+            str(uv_binary),
             "pip",
             "install",
             "--python",
@@ -847,6 +860,8 @@ class Boot:
         self.timings: dict[str, float] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="spectramind-boot-"))
         self.backup = self.workdir / "submission.last-valid.csv"
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boot")
+        self.uv: Future[Path | None] | None = None
         self.summary: dict[str, Any] = {
             "schema": 1,
             "command": command,
@@ -876,6 +891,9 @@ class Boot:
     def _boot(self) -> None:
         t = time.time()
         self.bundle = self.bundle_arg or locate_bundle(self.input_dir)
+        # The uv binary is unpacked while the bundle is verified (zlib and sha256 both release the
+        # GIL); it is only ever run after verification passed.
+        self.uv = self.pool.submit(extract_uv, self.bundle, self.workdir)
         self.profile = read_flat_yaml(self.bundle / "configs" / "env" / f"{self.profile_name}.yaml")
         self.budget = load_budget(self.profile)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -905,7 +923,7 @@ class Boot:
         plan = plan_install(self.bundle, manifest, pins)
         self.phase("check", t)
         t = time.time()
-        self.summary["install"] = install(self.bundle, plan, self.workdir)
+        self.summary["install"] = install(self.bundle, plan, self.workdir, self.uv)
         self.phase("install", t)
         env = self._child_env()
         if os.environ.get("SPECTRAMIND_FALLBACK", "1") != "0":
@@ -1084,6 +1102,7 @@ class Boot:
             write_records(self.out, self.summary)
         except OSError as exc:
             log(f"cannot write the run records to {self.out}: {exc}")
+        self.pool.shutdown(wait=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
         log(
             f"exit {self.outcome.code} ({self.outcome.reason}); submission "
