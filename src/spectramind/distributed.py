@@ -52,20 +52,15 @@ def shard(items: list[_T], ctx: DistContext) -> list[_T]:
     return items[ctx.rank :: ctx.world]
 
 
-def gather_rows(ctx: DistContext, rows: dict[str, str]) -> dict[str, str]:
-    """All ranks' rows on rank 0 (other ranks get their own rows back)."""
+def gather(ctx: DistContext, obj: _T) -> list[_T]:
+    """Every rank's ``obj`` on rank 0, in rank order; other ranks get ``[obj]`` back."""
     if not ctx.active:
-        return rows
+        return [obj]
     import torch.distributed as dist
 
-    gathered: list[dict[str, str] | None] = [None] * ctx.world if ctx.is_main else []
-    dist.gather_object(rows, gathered if ctx.is_main else None, dst=0)
-    if not ctx.is_main:
-        return rows
-    merged: dict[str, str] = {}
-    for part in gathered:
-        merged.update(part or {})
-    return merged
+    gathered: list[_T | None] = [None] * ctx.world
+    dist.gather_object(obj, gathered if ctx.is_main else None, dst=0)
+    return [item for item in gathered if item is not None] if ctx.is_main else [obj]
 
 
 def shutdown(ctx: DistContext) -> None:

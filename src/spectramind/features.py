@@ -54,7 +54,7 @@ def detect_transit(white: np.ndarray) -> Window | None:
     duration = egress - ingress
     if duration < 4 or grad[ingress] >= 0 or grad[egress] <= 0:
         return None
-    margin = max(width // 2 + 1, round(0.12 * duration))
+    margin = max(width, round(0.2 * duration))  # past the whole ingress, even a slow one
     window = Window(ingress - margin, ingress + margin, egress - margin, egress + margin + 1)
     if window.stop - window.start < 2 or window.before < 3 or n - window.after < 3:
         return None

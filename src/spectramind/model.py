@@ -4,7 +4,9 @@ Inputs per planet are the calibration-only depths and their uncertainties. The n
 each AIRS depth as ``scale(wl) * (white + 1e-4 * conv(...))``: ``white`` is the planet's
 inverse-variance mean AIRS depth, ``scale`` a low-order polynomial in wavelength learned across
 planets (it absorbs instrument systematics such as stray light), and the convolution denoises the
-spectral shape. FGS1 gets its own learned scale. Sigmas come from a second output channel.
+spectral shape. FGS1 gets its own learned scale. Sigmas come from a second output channel,
+multiplied by factors measured on held-out planets (a model is always over-confident on the
+planets it was trained on).
 Weights are saved as a key-sorted state dict, so the same seed and data give the same bytes.
 """
 
@@ -42,8 +44,13 @@ class SpectrumRefiner(nn.Module):
         self.poly = nn.Parameter(torch.zeros(POLY))
         self.fgs = nn.Parameter(torch.zeros(2))  # FGS1: log-scale of the depth, log-scale of sigma
         self.sigma_bias = nn.Parameter(torch.tensor(-0.5))
+        # Held-out sigma multipliers (FGS1, AIRS) set by `spectramind.train.calibrate_sigma`.
+        self.register_buffer("sigma_calibration", torch.ones(2))
         x = torch.linspace(-1.0, 1.0, N_AIRS)
         self.register_buffer("basis", torch.stack([x**k for k in range(POLY)]), persistent=False)
+
+    def set_sigma_calibration(self, fgs: float, airs: float) -> None:
+        self.sigma_calibration = torch.tensor([fgs, airs])
 
     def forward(self, depth: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``depth``/``sigma``: (batch, 283) in absolute units; returns mean and sigma, same shape."""
@@ -62,7 +69,9 @@ class SpectrumRefiner(nn.Module):
         airs_sigma = SCALE * (nn.functional.softplus(out[:, 1] + self.sigma_bias) + 0.05)
         fgs_mu = depth[:, :1] * torch.exp(self.fgs[0])
         fgs_sigma = sigma[:, :1] * torch.exp(self.fgs[1]) + 1e-6
-        return torch.cat([fgs_mu, airs_mu], dim=1), torch.cat([fgs_sigma, airs_sigma], dim=1)
+        calibration = torch.as_tensor(self.sigma_calibration).to(depth.dtype)
+        sigmas = torch.cat([fgs_sigma * calibration[0], airs_sigma * calibration[1]], dim=1)
+        return torch.cat([fgs_mu, airs_mu], dim=1), sigmas
 
 
 def gaussian_nll(

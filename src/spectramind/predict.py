@@ -179,6 +179,16 @@ def _run(
     return out
 
 
+def _merge(out: Outcome, others: list[Outcome], writer: SubmissionWriter | None) -> None:
+    """Rank 0 folds the other ranks' outcomes into its own and into the writer."""
+    for part in others:
+        out.levels.update(part.levels)
+        out.errors.update(part.errors)
+        out.rows.update(part.rows)
+    if writer is not None:
+        writer.rows.update(out.rows)
+
+
 def main(argv: list[str]) -> int:
     from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
     from spectramind.runtime import deadline, run_paths
@@ -207,11 +217,11 @@ def main(argv: list[str]) -> int:
         )
         writer.flush()
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    log(
-        f"predict: {len(planets)} planets, mode {opts['mode']}, rank {ctx.rank}/{ctx.world}, "
-        f"{deadline_at - time.time():.0f}s budget"
-    )
     try:
+        log(
+            f"predict: {len(planets)} planets, mode {opts['mode']}, rank {ctx.rank}/{ctx.world}, "
+            f"{deadline_at - time.time():.0f}s budget"
+        )
         out = _run(
             cfg,
             paths,
@@ -221,10 +231,7 @@ def main(argv: list[str]) -> int:
             deadline_at=deadline_at,
         )
         if out.interrupted is None:
-            rows = distributed.gather_rows(ctx, out.rows)
-            if writer is not None:
-                for pid, row in rows.items():
-                    writer.rows[pid] = row
+            _merge(out, distributed.gather(ctx, out)[1:], writer)
         if writer is not None:
             writer.flush()
     except Interrupted as signame:  # a second signal during the final flush

@@ -7,6 +7,9 @@ drift. The detector adds a flat field, dark current, a quadratic non-linearity (
 gain``). An optical ghost (a fixed fraction of the star light that never transits, not described by
 any calibration file) biases measured depths low: the model has to learn it from ``train.csv``.
 Signals are generated and written in chunks of time steps, so memory stays bounded at full size.
+A visit with fewer time steps than the competition's (11,250 AIRS / 135,000 FGS1) stands for
+co-added reads: its noise shrinks by sqrt(competition steps / steps), so every size keeps the
+competition's signal-to-noise per visit and the small demo set is as learnable as the real one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from spectramind.runtime import log, write_atomic
 HOURS = 3.75  # observation length of one visit
 FGS_WL = 0.7  # micron
 STAR_COLUMNS = ["planet_id", "Rs", "Ms", "Ts", "Mp", "e", "P", "sma", "i"]
+NOMINAL_STEPS = {AIRS: 11250, FGS: 135000}
 _WRITE = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 
 
@@ -178,6 +182,7 @@ def _write_signal(
     image, depth, ghost_image = _light(planet, instrument, visit, brightness, seed)
     gain, offset = DEFAULT_ADC[instrument]
     f32 = np.float32
+    coadd = f32(1.0 / np.sqrt(max(1.0, NOMINAL_STEPS[instrument] / max(steps, 1))))
     flat, dark, k = det["flat"].astype(f32), det["dark"].astype(f32), det["k"].astype(f32)
     read2, dead = (det["read"] ** 2).astype(f32), det["dead"].reshape(-1)
     image, ghost_image = image.astype(f32), ghost_image.astype(f32)
@@ -192,7 +197,9 @@ def _write_signal(
             drift = 1.0 + beta * (t - 0.5)
             trans = (drift[:, None] * (1.0 - depth[None, :] * shape[:, None])).astype(f32)  # (n, cols)
             electrons = (image[None] * trans[:, None, :] + ghost_image[None]) * flat + dark
-            noise = rng.standard_normal(electrons.shape, dtype=np.float32) * np.sqrt(electrons + read2)
+            noise = (
+                rng.standard_normal(electrons.shape, dtype=np.float32) * np.sqrt(electrons + read2) * coadd
+            )
             measured = electrons - k * electrons**2 + noise
             adu = np.rint((measured - f32(offset)) * f32(gain))
             raw = np.asfortranarray(np.clip(adu, 0, 65535).astype(np.uint16).reshape(len(t), -1))

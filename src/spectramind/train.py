@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -63,16 +63,51 @@ def fit(
     target = torch.tensor(targets, dtype=torch.float32)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = []
+    generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         optimiser.zero_grad()
-        mu, sig = model(depth, sigma)
+        # Fresh noise at the measured sigma each epoch: the model sees many noisy realisations of
+        # each planet, so it learns to denoise instead of memorising one realisation (8-20 planets).
+        strength = torch.rand(depth.shape[0], 1, generator=generator)
+        noisy = depth + strength * sigma * torch.randn(depth.shape, generator=generator)
+        mu, sig = model(noisy, sigma * torch.sqrt(1.0 + strength**2))
         loss = gaussian_nll(mu, sig, target, FGS_WEIGHT)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
         history.append(float(loss.detach()))
     model.eval()
     return model, history
+
+
+def calibrate_sigma(
+    model: SpectrumRefiner,
+    features: list[PlanetFeatures],
+    targets: np.ndarray,
+    *,
+    folds: int = 2,
+    **kwargs: Any,
+) -> tuple[float, float]:
+    """Set the model's sigma multipliers to the held-out RMS z-score (FGS1, AIRS), by k-fold refits."""
+    import torch
+
+    if len(features) < 2 * folds:
+        return 1.0, 1.0
+    z_fgs, z_airs = [], []
+    for k in range(folds):
+        held = list(range(k, len(features), folds))
+        kept = [i for i in range(len(features)) if i % folds != k]
+        sub_model, _ = fit([features[i] for i in kept], targets[kept], **kwargs)
+        with torch.no_grad():
+            depth = torch.tensor(np.stack([features[i].depth for i in held]), dtype=torch.float32)
+            sigma = torch.tensor(np.stack([features[i].sigma for i in held]), dtype=torch.float32)
+            mu, sig = sub_model(depth, sigma)
+        z = (torch.tensor(targets[held], dtype=torch.float32) - mu) / sig
+        z_fgs.append(z[:, 0])
+        z_airs.append(z[:, 1:].reshape(-1))
+    scales = [float(torch.cat(part).pow(2).mean().sqrt().clamp(0.5, 20.0)) for part in (z_fgs, z_airs)]
+    model.set_sigma_calibration(scales[0], scales[1])
+    return scales[0], scales[1]
 
 
 def main(argv: list[str]) -> int:
@@ -98,22 +133,24 @@ def main(argv: list[str]) -> int:
     log(f"train: calibrating {len(ids)} planets from {paths.data}")
     features = extract(paths.data, "train", ids, cfg.data)
     m = cfg.model
-    model, history = fit(
-        features,
-        targets,
-        hidden=int(m.hidden),
-        kernel=int(m.get("kernel", 9)),
-        epochs=int(m.epochs),
-        lr=float(m.lr),
-        seed=env.seed,
-        weight_decay=float(m.get("weight_decay", 1e-4)),
-    )
+    params: dict[str, Any] = {
+        "hidden": int(m.hidden),
+        "kernel": int(m.get("kernel", 9)),
+        "epochs": int(m.epochs),
+        "lr": float(m.lr),
+        "seed": env.seed,
+        "weight_decay": float(m.get("weight_decay", 1e-4)),
+    }
+    model, history = fit(features, targets, **params)
+    sigma_scale = calibrate_sigma(model, features, targets, folds=int(m.get("sigma_folds", 2)), **params)
+    log(f"train: held-out sigma multipliers FGS1 {sigma_scale[0]:.3f}, AIRS {sigma_scale[1]:.3f}")
     save(model, paths.weights, {"seed": env.seed, "n_train": len(ids), "epochs": int(m.epochs)})
     summary = {
         "weights": str(paths.weights),
         "n_train": len(ids),
         "loss_first": history[0] if history else None,
         "loss_last": history[-1] if history else None,
+        "sigma_calibration": list(sigma_scale),
         "seconds": round(time.time() - started, 3),
         "config_sha256": config_hash(cfg),
         "determinism": determinism,
