@@ -187,9 +187,7 @@ def sandbox_argv(
     """``unshare`` argv running boot offline with a read-only /kaggle/input (root or user namespace)."""
     if shutil.which("unshare") is None:
         raise UsageError("`unshare` (util-linux) is not installed", fix="apt-get install util-linux")
-    prefix = ["unshare", "--net", "--mount", "--propagation", "private"]
-    if os.geteuid() != 0:
-        prefix.insert(1, "--map-root-user")
+    prefix = _unshare_prefix()
     mountpoint = Path("/kaggle")
     if not mountpoint.is_dir():
         try:
@@ -202,3 +200,22 @@ def sandbox_argv(
             ) from exc
     args = [slug, str(bundle), str(out), str(data or ""), str(image_dir), str(run_env_dir)]
     return [*prefix, "bash", "-c", _INSIDE, "sandbox", *args, *command]
+
+
+def _unshare_prefix() -> list[str]:
+    prefix = ["unshare", "--net", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:  # an unprivileged user gets root inside a user namespace
+        prefix.insert(1, "--map-root-user")
+    return prefix
+
+
+def unavailable() -> str | None:
+    """Why the sandbox cannot run on this machine, or None when it can."""
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run([*_unshare_prefix(), "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return "cannot create network and mount namespaces here (needs root or user namespaces)"
+    if not Path("/kaggle").is_dir() and not os.access("/", os.W_OK):
+        return "no /kaggle mount point and / is not writable (sudo mkdir /kaggle)"
+    return None

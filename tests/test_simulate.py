@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bundler import sandbox
 from tests.support.bundles import (
     BundleSpec,
     Pin,
@@ -26,10 +27,7 @@ from tests.support.bundles import (
 )
 from tests.support.wheels import make_wheel
 
-pytestmark = pytest.mark.skipif(
-    subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True, check=False).returncode != 0,
-    reason="needs unshare -n -m (root or user namespaces)",
-)
+pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None, reason=str(sandbox.unavailable()))
 
 
 class SimKit:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bundler import sandbox
+
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
@@ -32,8 +34,8 @@ def run(repo: Path, *args: str, timeout: float = 900) -> subprocess.CompletedPro
 
 
 def test_built_bundle_boots_offline_with_the_real_payload(repo: Path, tmp_path: Path) -> None:
-    if subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True, check=False).returncode:
-        pytest.skip("needs unshare -n -m")
+    if sandbox.unavailable():
+        pytest.skip(str(sandbox.unavailable()))
     bundle, data, out = tmp_path / "bundle", tmp_path / "data", tmp_path / "working"
     built = run(repo, "-m", "bundler", "build", "--out", str(bundle), "--json", "bundle.weights=[]")
     assert built.returncode == 0, built.stderr[-3000:]

@@ -98,6 +98,13 @@ def run(args: argparse.Namespace) -> Result:
             where=str(bundle),
             fix="build one with `python -m bundler build` and pass its folder",
         )
+    reason = sandbox.unavailable()
+    if reason is not None:
+        raise UsageError(
+            f"the Kaggle sandbox cannot run here: {reason}",
+            where="unshare --net --mount",
+            fix="run as root (or enable user namespaces), e.g. in the CI container or with sudo",
+        )
     settings = load(list(args.overrides or []), args.config_dir)
     try:
         manifest = read_manifest(bundle)
