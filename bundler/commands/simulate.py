@@ -5,6 +5,7 @@ per-run venv → ``unshare -n -m`` with the bundle read-only at ``/kaggle/input/
 ``/kaggle/input/ariel-data-challenge-2025`` and ``--out`` as ``/kaggle/working`` → boot → outcome.
 
 Knobs for tests and unusual machines: ``SPECTRAMIND_SIM_CACHE`` (image venv cache),
+``SPECTRAMIND_SIM_IMAGE`` (an image manifest file instead of configs/images/<MANIFEST image>.json),
 ``SPECTRAMIND_SIM_FIND_LINKS`` (extra wheel folders, ``os.pathsep``-separated; /opt/wheels is used when
 present), ``SPECTRAMIND_SIM_INDEX_URL`` (``none`` = no index; default ``bundle.index_url``).
 The boot knobs (``SPECTRAMIND_SAFETY_MARGIN_S``, ``SPECTRAMIND_GRACE_*_S``, ...) pass through.
