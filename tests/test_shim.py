@@ -160,6 +160,8 @@ def test_run_budgeted_escalates_and_reports_overshoot() -> None:
     assert outcome.seconds < 3
     done = shim.run_budgeted([sys.executable, "-c", "raise SystemExit(3)"], {}, time.time() + 30, 1, 1)
     assert (done.code, done.reason, done.overshoot_s) == (3, "failed", None)
+    own = shim.run_budgeted([sys.executable, "-c", "raise SystemExit(124)"], {}, time.time() + 30, 1, 1)
+    assert (own.code, own.reason, own.signals) == (124, "budget", [])  # stopped itself at its deadline
 
 
 def test_run_budgeted_missing_command_is_a_boot_error() -> None:

@@ -736,6 +736,8 @@ def run_budgeted(
     outcome.seconds = round(outcome.ended - started, 3)
     if outcome.signals:
         outcome.reason, outcome.code = "budget", EXIT_BUDGET
+    elif outcome.code == EXIT_BUDGET:  # the payload stopped itself at its deadline (DESIGN §4)
+        outcome.reason = "budget"
     elif outcome.code != 0:
         outcome.reason = "failed"
         if outcome.code < 0:  # killed by a signal from elsewhere: the shell's 128+N convention
