@@ -81,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "probe":
-        from bundler import probe
+        import bundler.probe
 
-        return probe.main(args)
+        return int(bundler.probe.main(args))
 
     from bundler.output import console, render, render_error
     from spectramind.errors import SpectraMindError
