@@ -165,3 +165,25 @@ def test_nans_are_filled_and_logged(small: Path, tmp_path: Path, capsys: pytest.
     assert np.abs(dirty.depth - clean.depth).max() < 5 * clean.sigma.max()
     err = capsys.readouterr().err
     assert f"planet {pid} visit 0:" in err and "NaN AIRS-CH0 pixel values filled" in err
+
+
+def test_make_data_command_honours_the_env_paths(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spectramind.cli import main
+
+    monkeypatch.setenv("SPECTRAMIND_CONFIG_DIR", str(repo / "configs"))
+    monkeypatch.setenv("SPECTRAMIND_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SPECTRAMIND_OUTPUT", str(tmp_path / "out"))
+    overrides = [
+        "+data=default",
+        "data.n_train=1",
+        "data.n_test=1",
+        "data.airs_steps=60",
+        "data.fgs_steps=720",
+    ]
+    assert main(["make-data", *overrides]) == 0
+    assert len(list((tmp_path / "data" / "train").iterdir())) == 1
+    assert (tmp_path / "data" / "sample_submission.csv").is_file()
+    assert "n_train=1" in (tmp_path / "out" / ".hydra" / "overrides.yaml").read_text()
+    assert main(["make-data", "data=nope"]) == 1  # a bad override is a clear error, not a traceback

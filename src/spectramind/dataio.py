@@ -94,7 +94,7 @@ def _open(path: Path, planet_id: str) -> pq.ParquetFile:
             f"planet {planet_id}: file is missing", where=str(path), fix="re-copy the planet folder"
         )
     try:
-        return pq.ParquetFile(path, memory_map=True)
+        return pq.ParquetFile(path, memory_map=False)  # mapped pages would count as resident memory
     except (pa.ArrowException, OSError) as exc:
         raise DataError(
             f"planet {planet_id}: unreadable parquet ({exc})",

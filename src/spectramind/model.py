@@ -113,7 +113,9 @@ def load(path: Path) -> SpectrumRefiner:
         if blob.get("format") != FORMAT:
             raise ValueError(f"format {blob.get('format')!r}")
         model = SpectrumRefiner(int(blob["hidden"]), int(blob["kernel"]))
-        model.load_state_dict(blob["state_dict"])
+        state = dict(blob["state_dict"])
+        state.setdefault("sigma_calibration", torch.ones(2))  # weights saved before held-out calibration
+        model.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError, AttributeError, OSError) as exc:
         raise SpectraMindError(
             f"model weights are unreadable: {exc}",

@@ -74,6 +74,7 @@ class Outcome:
     levels: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     rows: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
     interrupted: str | None = None
 
 
@@ -172,6 +173,8 @@ def _run(
                 costs.refine_s.append(time.perf_counter() - t1)
             row = format_row(pid, mu, sigma)
             out.rows[pid] = row
+            out.seconds[pid] = round(time.perf_counter() - t0, 3)
+            log(f"predict: planet {pid} ({level}, {n_visits[pid]} visit(s)) in {out.seconds[pid]:.2f}s")
             if writer is not None:
                 writer.set_row(pid, row)
     except Interrupted as signame:
@@ -185,6 +188,7 @@ def _merge(out: Outcome, others: list[Outcome], writer: SubmissionWriter | None)
         out.levels.update(part.levels)
         out.errors.update(part.errors)
         out.rows.update(part.rows)
+        out.seconds.update(part.seconds)
     if writer is not None:
         writer.rows.update(out.rows)
 
@@ -255,6 +259,7 @@ def main(argv: list[str]) -> int:
             "world_size": ctx.world,
             "mode": opts["mode"],
             "seconds": round(time.time() - started, 3),
+            "seconds_per_planet": round(sum(out.seconds.values()) / max(len(out.seconds), 1), 3),
             "exit_code": code,
             "config_sha256": config_hash(cfg),
             "determinism": determinism,
