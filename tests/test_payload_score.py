@@ -10,7 +10,7 @@ import pytest
 
 from spectramind.dataio import N_WL, wl_columns
 from spectramind.errors import DataError
-from spectramind.score import gll_score, main, score_files
+from spectramind.score import gll_score, main, read_submission, score_files
 from spectramind.submission import SubmissionWriter, header, prior
 
 
@@ -117,3 +117,20 @@ def test_negative_sigma_and_malformed_rows_are_rejected(tmp_path: Path) -> None:
     sub.write_text(header() + "\n" + lines[1] + "\n")
     with pytest.raises(DataError, match="1 missing"):
         score_files(sub, tmp_path / "truth.csv", tmp_path / "train.csv")
+
+
+def test_writer_keeps_a_valid_file_while_planets_complete(tmp_path: Path) -> None:
+    fallback = prior(tmp_path / "no-train.csv")
+    assert fallback.source == "constant" and (fallback.sigma > 0).all()
+    path = tmp_path / "out" / "submission.csv"
+    writer = SubmissionWriter(path, ["7", "8", "9"], fallback, flush_every_s=0)
+    writer.flush()
+    writer.update("8", np.full(N_WL, 0.02), np.full(N_WL, 3e-5))
+    ids, mu, sigma = read_submission(path)  # on disk already, without an explicit flush
+    assert ids == ["7", "8", "9"]
+    assert mu[1, 0] == pytest.approx(0.02) and mu[0, 0] == pytest.approx(fallback.mean[0])
+    assert sigma[1, -1] == pytest.approx(3e-5)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["submission.csv"]  # no temp file left behind
+    first = path.read_bytes()
+    writer.flush()
+    assert path.read_bytes() == first  # fixed formatting: same values, same bytes

@@ -224,7 +224,7 @@ def main(argv: list[str]) -> int:
     try:
         log(
             f"predict: {len(planets)} planets, mode {opts['mode']}, rank {ctx.rank}/{ctx.world}, "
-            f"{deadline_at - time.time():.0f}s budget"
+            f"{deadline_at - time.time():.0f}s budget, env {env.name}, config sha256 {config_hash(cfg)[:12]}"
         )
         out = _run(
             cfg,
