@@ -22,6 +22,7 @@ from spectramind.dataio import (
     read_calibration,
     signal_name,
 )
+from spectramind.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,6 @@ def visit_series(
     bin_steps: int,
 ) -> VisitSeries:
     """Calibrate and bin one visit; FGS1 is binned onto the same number of time bins as AIRS."""
-    from spectramind.errors import DataError
-
     airs, airs_nan = _instrument_series(
         directory, planet_id, AIRS, visit=visit, adc=adc[AIRS], chunk=chunk_steps
     )

@@ -211,6 +211,7 @@ def main(argv: list[str]) -> int:
 
     determinism = apply_determinism(env.seed, env.deterministic, env.threads)
     torch.set_num_threads(1)  # the model is tiny; one thread makes every process layout agree bit for bit
+    determinism["torch_threads"] = torch.get_num_threads()
     ctx = distributed.init(opts["distributed"])
     planets = list_planets(paths.data, opts["split"])
     writer = None
