@@ -12,12 +12,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig
-
-from spectramind.config import env_profile, find_config_dir
 from spectramind.errors import SpectraMindError
+
+if TYPE_CHECKING:  # stdlib-only at import: the boot shim calls apply_determinism before anything else
+    from omegaconf import DictConfig
 
 ENV_DATA = "SPECTRAMIND_DATA"
 ENV_OUTPUT = "SPECTRAMIND_OUTPUT"
@@ -37,10 +37,7 @@ def apply_determinism(seed: int, deterministic: bool = True, threads: int = 0) -
 
     Returns what was set, for the run record (``run_hash_summary_v50.json``).
     """
-    import numpy as np
-
     random.seed(seed)
-    np.random.seed(seed % 2**32)
     record: dict[str, Any] = {
         "seed": seed,
         "deterministic": deterministic,
@@ -51,6 +48,13 @@ def apply_determinism(seed: int, deterministic: bool = True, threads: int = 0) -
         # cuBLAS refuses deterministic mode without a workspace config; harmless on CPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_CONFIG)
     record["cublas_workspace_config"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        import numpy as np
+    except ImportError:  # callable before anything is installed
+        record["numpy"] = None
+    else:
+        np.random.seed(seed % 2**32)
+        record["numpy"] = np.__version__
     try:
         import torch
     except ImportError:  # the fallback path may run before torch is installed
@@ -95,6 +99,8 @@ def run_paths(cfg: DictConfig, config_dir: Path | None = None) -> RunPaths:
     Relative paths resolve against the project root (the parent of the config directory); relative
     weight paths against $SPECTRAMIND_BUNDLE when it is set.
     """
+    from spectramind.config import env_profile, find_config_dir
+
     project = (config_dir or find_config_dir()).resolve().parent
     env = env_profile(cfg)
     data_value = os.environ.get(ENV_DATA) or env.data_dir or str(cfg.data.root)
