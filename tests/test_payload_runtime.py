@@ -69,6 +69,9 @@ def test_cost_model_degrades_before_overrunning() -> None:
     assert costs.choose(25.0, 1, 10, 10, reserve=5.0) == CALIBRATION  # skip refinement
     assert costs.choose(6.0, 1, 10, 10, reserve=5.0) == PRIOR  # not even one calibration fits
     assert costs.choose(8.0, 2, 10, 10, reserve=5.0) == PRIOR  # a two-visit planet costs twice
+    guessed = CostModel(guess_calib_s=20.0)  # before any measurement: the size-based guess
+    assert guessed.choose(15.0, 1, 1, 1, reserve=5.0) == PRIOR
+    assert guessed.choose(40.0, 1, 1, 1, reserve=5.0) == FULL
 
 
 def test_package_import_is_light() -> None:
