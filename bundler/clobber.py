@@ -73,12 +73,33 @@ def _satisfied(req: Requirement, dist: Installed | None) -> bool | None:
     return req.specifier.contains(dist.version, prereleases=True)
 
 
-def casualties(image: ImageManifest, delta: dict[str, Installed], marker_env: dict[str, str]) -> list[str]:
-    """One sentence per requirement the delta breaks, sorted."""
+@dataclass(frozen=True)
+class Casualty:
+    """``package version`` requires ``requires``, which the final environment no longer satisfies."""
+
+    package: str
+    version: str
+    requires: str
+    conflicts_with: str
+    installed_version: str | None  # what the final environment has (None: nothing)
+    installed_origin: str | None  # "bundle" or "image"
+
+    def sentence(self) -> str:
+        head = f"{self.package} {self.version} requires {self.requires} but"
+        if self.installed_version is None:
+            return f"{head} neither the image nor the bundle has it"
+        where = "the bundle installs" if self.installed_origin == "bundle" else "the image has"
+        return f"{head} {where} {self.conflicts_with} {self.installed_version}"
+
+
+def find_casualties(
+    image: ImageManifest, delta: dict[str, Installed], marker_env: dict[str, str]
+) -> list[Casualty]:
+    """Every requirement of the final environment (image + ``delta``) that the delta breaks."""
     before = final_environment(image, {})
     after = final_environment(image, delta)
-    found: set[str] = set()
-    for key, dist in after.items():
+    found: list[Casualty] = []
+    for key, dist in sorted(after.items()):
         for text in dist.requires:
             try:
                 req = Requirement(text)
@@ -94,14 +115,22 @@ def casualties(image: ImageManifest, delta: dict[str, Installed], marker_env: di
                 continue
             if dist.origin == "image" and _satisfied(req, before.get(dep_key)) is False:
                 continue  # already broken in the image itself: not the bundle's doing
-            head = f"{dist.name} {dist.version} requires {req.name}{req.specifier} but"
-            if now is None:
-                found.add(f"{head} neither the image nor the bundle has it")
-            elif now.origin == "bundle":
-                found.add(f"{head} the bundle installs {now.name} {now.version}")
-            else:
-                found.add(f"{head} the image has {now.name} {now.version}")
-    return sorted(found)
+            found.append(
+                Casualty(
+                    package=dist.name,
+                    version=dist.version,
+                    requires=f"{req.name}{req.specifier}",
+                    conflicts_with=now.name if now else req.name,
+                    installed_version=now.version if now else None,
+                    installed_origin=now.origin if now else None,
+                )
+            )
+    return found
+
+
+def casualties(image: ImageManifest, delta: dict[str, Installed], marker_env: dict[str, str]) -> list[str]:
+    """One sentence per requirement the delta breaks, sorted."""
+    return sorted({c.sentence() for c in find_casualties(image, delta, marker_env)})
 
 
 def check_clobber(

@@ -4,7 +4,7 @@ The kernel ends up with the image's packages overlaid by the bundle's delta (the
 image lacks at exactly that version). An image package whose ``Requires-Dist`` no longer holds
 against that environment is a *casualty*: `casualties` names each one with the requirement that
 breaks. Markers are evaluated for the *target* (``bundler.tags.marker_environment``), never for
-this machine. The build's clobber check (``bundler.clobber``) applies the same rule to the wheels.
+this machine. The rule is the build's clobber check (``bundler.clobber``): one implementation.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
+from bundler.clobber import Casualty, Installed, find_casualties
 from bundler.image import ImageManifest
 
 
@@ -29,17 +27,6 @@ class Deviation:
     image_version: str
     locked_version: str
     required_by: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Casualty:
-    """An image package whose requirement ``requires`` fails against ``conflicts_with==locked_version``."""
-
-    package: str
-    version: str
-    requires: str
-    conflicts_with: str
-    locked_version: str
 
 
 @dataclass(frozen=True)
@@ -58,7 +45,16 @@ class ImageReport:
             "kept": list(self.kept),
             "added": list(self.added),
             "deviations": [asdict(d) | {"required_by": list(d.required_by)} for d in self.deviations],
-            "casualties": [asdict(c) for c in self.casualties],
+            "casualties": [
+                {
+                    "package": c.package,
+                    "version": c.version,
+                    "requires": c.requires,
+                    "conflicts_with": c.conflicts_with,
+                    "locked_version": c.installed_version,
+                }
+                for c in self.casualties
+            ],
         }
 
     def messages(self) -> list[str]:
@@ -69,26 +65,10 @@ class ImageReport:
         ]
         out += [
             f"  breaks {c.package} {c.version}: it requires '{c.requires}', "
-            f"the bundle installs {c.conflicts_with}=={c.locked_version}"
+            f"the bundle installs {c.conflicts_with}=={c.installed_version}"
             for c in self.casualties
         ]
         return out
-
-
-def _version_in(spec: Requirement, version: str) -> bool:
-    try:
-        return spec.specifier.contains(Version(version), prereleases=True)
-    except InvalidVersion:
-        return False
-
-
-def _applies(req: Requirement, env: Mapping[str, str]) -> bool:
-    if req.marker is None:
-        return True
-    try:
-        return req.marker.evaluate(dict(env))
-    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-        return False
 
 
 def delta(image: ImageManifest, pins: Mapping[str, str]) -> dict[str, str]:
@@ -101,33 +81,9 @@ def delta(image: ImageManifest, pins: Mapping[str, str]) -> dict[str, str]:
 
 
 def casualties(image: ImageManifest, changes: Mapping[str, str], env: Mapping[str, str]) -> list[Casualty]:
-    """Image packages (left at their version) whose Requires-Dist ``changes`` break, one per requirement."""
-    changed = {str(canonicalize_name(k)): v for k, v in changes.items()}
-    found: list[Casualty] = []
-    for key, dist in sorted(image.distributions.items()):
-        if key in changed:  # replaced itself: its new requirements are the lock's to satisfy
-            continue
-        for line in dist.requires:
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
-                continue
-            dep = str(canonicalize_name(req.name))
-            if dep not in changed or not _applies(req, env) or _version_in(req, changed[dep]):
-                continue
-            before = image.get(dep)
-            if before is not None and not _version_in(req, before.version):
-                continue  # already broken in the image itself: not the lock's doing
-            found.append(
-                Casualty(
-                    package=dist.name,
-                    version=dist.version,
-                    requires=str(req),
-                    conflicts_with=dep,
-                    locked_version=changed[dep],
-                )
-            )
-    return found
+    """Image packages whose Requires-Dist the locked ``changes`` break (`bundler.clobber`'s rule)."""
+    overlay = {name: Installed(name, version, (), "bundle") for name, version in changes.items()}
+    return find_casualties(image, overlay, dict(env))
 
 
 def analyse(
