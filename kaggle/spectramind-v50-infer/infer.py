@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+# The 9-hour budget counts from kernel start, not from when the boot script starts.
+os.environ.setdefault("SPECTRAMIND_BOOT_START", str(time.time()))
 
 INPUT = Path(os.environ.get("SPECTRAMIND_INPUT", "/kaggle/input"))
 # Kaggle has mounted datasets at several depths over the years; look at each, never recursively
