@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def _deny_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # urlopen's global opener freezes the proxy environment of the first test that used it.
+    urllib.request.install_opener(None)  # type: ignore[arg-type]
     if request.node.get_closest_marker("network"):
         yield
         return

@@ -108,7 +108,8 @@ def test_put_checks_length_and_resume_queries(server: KaggleServer) -> None:
     def put(data: bytes, headers: dict[str, str] | None = None) -> int:
         req = urllib.request.Request(started.create_url, data=data, method="PUT", headers=headers or {})
         try:
-            with urllib.request.urlopen(req) as response:
+            # Own opener: urlopen's global one would keep this test's proxy settings for later tests.
+            with urllib.request.build_opener().open(req) as response:
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return error.code

@@ -327,7 +327,10 @@ def _simple_hashes(project: str, marker: str) -> dict[str, str]:
     import re
     import urllib.request
 
-    with urllib.request.urlopen(f"https://pypi.org/simple/{project}/", timeout=60) as response:
+    # A fresh opener reads the proxy settings now; urlopen's global one keeps whatever an earlier
+    # test's (dead, loopback) proxy environment was when it was first used.
+    opener = urllib.request.build_opener()
+    with opener.open(f"https://pypi.org/simple/{project}/", timeout=60) as response:
         page = response.read().decode()
     return {
         name: digest
