@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import BundlerError, VerificationError
+from spectramind.shim import atomic_write
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 _CHUNK = 1 << 16
@@ -202,18 +203,6 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Cache:
     """The content-addressed store of wheels, sdists and built wheels, plus the pin->file choices."""
 
@@ -244,7 +233,7 @@ class Cache:
         """Copy a file (e.g. a freshly built wheel) into the store."""
         path = self.blob_path(sha256, source.name)
         if not path.is_file():
-            write_atomic(path, source.read_bytes())
+            atomic_write(path, source.read_bytes())
         return path
 
     def incoming(self) -> Path:
@@ -270,7 +259,7 @@ class Cache:
         return data if isinstance(data, dict) else None
 
     def save_choice(self, key: str, choice: dict[str, Any]) -> None:
-        write_atomic(self._choice_path(key), json.dumps(choice, indent=1, sort_keys=True).encode())
+        atomic_write(self._choice_path(key), json.dumps(choice, indent=1, sort_keys=True).encode())
 
 
 def choice_key(name: str, version: str, hashes: tuple[str, ...], tags_key: str) -> str:

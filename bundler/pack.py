@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import UsageError, VerificationError
-from spectramind.shim import MANIFEST_NAME, MANIFEST_SCHEMA, bundle_sha256, file_entries
+from spectramind.shim import MANIFEST_NAME, MANIFEST_SCHEMA, atomic_write, bundle_sha256, file_entries
 
 _STAGING = ".staging-"
 _RETIRED = ".retired-"
@@ -231,19 +231,6 @@ def set_times(stage: Path, epoch: int) -> None:
 def write_json(path: Path, data: Any) -> None:
     """Write JSON with sorted keys and fixed formatting, atomically."""
     atomic_write(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode())
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(stage: Path, fields: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from bundler.image import load_image
 from bundler.output import Result, console
 from bundler.projectwheel import ProjectWheel, build_project_wheel
 from bundler.sbom import SBOM_NAME, Package, make_sbom
+from spectramind.shim import atomic_write
 
 # Test-only hook, explicit by name: pause before this step (the atomicity test SIGKILLs the build there).
 PAUSE_ENV = "SPECTRAMIND_TEST_BUILD_PAUSE_AT"
@@ -228,7 +229,7 @@ def step_sbom(inp: BuildInputs, st: BuildState) -> None:
         packages=packages,
         created_epoch=inp.epoch,
     )
-    pack.atomic_write(st.stage / SBOM_NAME, text.encode())
+    atomic_write(st.stage / SBOM_NAME, text.encode())
 
 
 def step_checks(inp: BuildInputs, st: BuildState) -> None:

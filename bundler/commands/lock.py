@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from bundler.errors import BundlerError, UsageError
 from bundler.image import ImageManifest, load_image
 from bundler.output import Result, console
 from spectramind.config import TargetProfile
+from spectramind.shim import atomic_write
 
 HEADER = "# spectramind-lock: requirements-in-sha256={req} target={target} image={image} image-sha256={sha}"
 # Options uv may follow inside requirements.in; index options belong in bundle.index_url.
@@ -149,18 +148,6 @@ def _safe_url(url: str) -> str:
     return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else url
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check(out: Path, req_in: Path, settings: config.Settings, image: ImageManifest) -> Result:
     lock = lockfile.parse_lock(out)
     lockfile.check_fresh(lock, req_in)
@@ -220,7 +207,7 @@ def run(args: argparse.Namespace) -> Result:
         + f"image packages kept: {len(report.kept)}, changed: {len(report.deviations)}\n"
         + resolution.text
     )
-    _write_atomic(out, text)
+    atomic_write(out, text.encode())
 
     pins_json = [{"name": n, "version": v} for n, v in sorted(resolution.pins.items())]
     return Result(

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from spectramind.errors import SpectraMindError
-from spectramind.runtime import write_atomic
+from spectramind.shim import atomic_write
 
 SCALE = 1e-4  # network units: 100 ppm
 FORMAT = "spectramind-v50"
@@ -98,7 +98,7 @@ def save(model: SpectrumRefiner, path: Path, meta: dict[str, Any]) -> None:
     }
     buffer = io.BytesIO()
     torch.save(blob, buffer)
-    write_atomic(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def load(path: Path) -> SpectrumRefiner:

@@ -29,7 +29,8 @@ from omegaconf import DictConfig
 
 from spectramind.dataio import list_planets, planet_dir, read_adc, visits
 from spectramind.errors import EXIT_BUDGET, DataError, SpectraMindError
-from spectramind.runtime import RunPaths, log, write_atomic
+from spectramind.runtime import RunPaths, log
+from spectramind.shim import atomic_write
 from spectramind.submission import SubmissionWriter, format_row, prior
 
 FULL, CALIBRATION, PRIOR = "full", "calibration", "prior"
@@ -278,7 +279,7 @@ def main(argv: list[str]) -> int:
             "config_sha256": config_hash(cfg),
             "determinism": determinism,
         }
-        write_atomic(
+        atomic_write(
             paths.output / "predict_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode()
         )
         log(f"predict: {counts} -> {paths.output / 'submission.csv'} (exit {code})")

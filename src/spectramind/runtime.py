@@ -132,18 +132,3 @@ def deadline(default_budget_s: float, now: float | None = None) -> float:
             fix="set SPECTRAMIND_DEADLINE to a unix time or SPECTRAMIND_BUDGET_S to seconds",
         ) from exc
     return start + default_budget_s
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file next to ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

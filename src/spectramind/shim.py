@@ -182,11 +182,20 @@ def log(message: str) -> None:
     print(f"[boot {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``.
+
+    The one atomic writer of the project (the build side imports it too): readers see the old file
+    or the new one, never half of either.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).chmod(mode)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

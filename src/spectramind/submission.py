@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from spectramind.dataio import N_WL, read_table, sigma_columns, wl_columns
-from spectramind.runtime import write_atomic
+from spectramind.shim import atomic_write
 
 CONSTANT_MEAN = 0.01  # used when train.csv is absent
 CONSTANT_SIGMA = 0.01
@@ -78,5 +78,5 @@ class SubmissionWriter:
         return "\n".join([header(), *(self.rows[pid] for pid in self.order)]) + "\n"
 
     def flush(self) -> None:
-        write_atomic(self.path, self.text().encode())
+        atomic_write(self.path, self.text().encode())
         self._last_flush = time.monotonic()

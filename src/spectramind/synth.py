@@ -36,7 +36,8 @@ from spectramind.dataio import (
     signal_name,
     wl_columns,
 )
-from spectramind.runtime import log, write_atomic
+from spectramind.runtime import log
+from spectramind.shim import atomic_write
 
 HOURS = 3.75  # observation length of one visit
 FGS_WL = 0.7  # micron
@@ -137,7 +138,7 @@ def _frame_table(values: np.ndarray) -> pa.Table:
 def _write_parquet(path: Path, table: pa.Table) -> None:
     buffer = io.BytesIO()
     pq.write_table(table, buffer, **_WRITE)
-    write_atomic(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def _light(
@@ -213,7 +214,7 @@ def _csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    write_atomic(path, text.getvalue().encode())
+    atomic_write(path, text.getvalue().encode())
 
 
 def _fmt(values: np.ndarray) -> list[str]:

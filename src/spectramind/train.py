@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from spectramind.dataio import list_planets, read_adc, read_table
 from spectramind.errors import DataError
 from spectramind.features import PlanetFeatures, planet_features
-from spectramind.runtime import log, write_atomic
+from spectramind.runtime import log
+from spectramind.shim import atomic_write
 
 if TYPE_CHECKING:
     from spectramind.model import SpectrumRefiner
@@ -155,7 +156,7 @@ def main(argv: list[str]) -> int:
         "config_sha256": config_hash(cfg),
         "determinism": determinism,
     }
-    write_atomic(paths.output / "train_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
+    atomic_write(paths.output / "train_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
     log(f"train: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}; weights {paths.weights}")
     return 0
 
