@@ -22,6 +22,7 @@ MARKER = "<!-- generated below by docs/make_troubleshooting.py: do not edit by h
 EXIT = {
     "SpectraMindError": "1",
     "DataError": "1",
+    "ConfigError": "2",
     "BudgetExhausted": "124",
     "BundlerError": "1",
     "ResolutionError": "1",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 FAMILY_RAISE = re.compile(
     r"raise (?:BundlerError|UsageError|VerificationError|ResolutionError|SpectraMindError|DataError"
-    r"|BootError|BudgetExceeded|BudgetExhausted|NotFound)\("
+    r"|ConfigError|BootError|BudgetExceeded|BudgetExhausted|NotFound)\("
 )
 
 

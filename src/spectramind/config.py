@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from spectramind.errors import SpectraMindError
+from spectramind.errors import ConfigError
 
 CONFIG_DIR_ENV = "SPECTRAMIND_CONFIG_DIR"
 _T = TypeVar("_T")
@@ -59,7 +59,7 @@ def find_config_dir(start: Path | None = None) -> Path:
     if env:
         path = Path(env)
         if not (path / "config.yaml").is_file():
-            raise SpectraMindError(
+            raise ConfigError(
                 "no config.yaml in the config directory",
                 where=f"{CONFIG_DIR_ENV}={env}",
                 fix="point it at a directory holding config.yaml (the bundle's configs/ on Kaggle)",
@@ -69,7 +69,7 @@ def find_config_dir(start: Path | None = None) -> Path:
     for candidate in (here, *here.parents):
         if (candidate / "configs" / "config.yaml").is_file():
             return candidate / "configs"
-    raise SpectraMindError(
+    raise ConfigError(
         "could not find configs/config.yaml",
         where=f"{here} and its parents",
         fix=f"run from the project checkout, or set {CONFIG_DIR_ENV} to the configs directory",
@@ -102,7 +102,7 @@ def compose(overrides: list[str] | None = None, config_dir: Path | None = None) 
         with initialize_config_dir(config_dir=str(directory), version_base=None):
             cfg = hydra_compose(config_name="config", overrides=items)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise SpectraMindError(
+        raise ConfigError(
             f"bad configuration override: {exc}",
             where=f"overrides {items} in {directory}",
             fix="use group=option with an option that exists under configs/<group>/, or key=value",
@@ -122,13 +122,13 @@ def typed(schema: type[_T], node: Any, group: str) -> _T:
         merged = OmegaConf.merge(base, node)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        raise SpectraMindError(
+        raise ConfigError(
             f"config group '{group}' does not match its schema: {exc}",
             where=f"configs/{group}/",
             fix=f"compare the YAML with {schema.__name__} in {schema.__module__}",
         ) from exc
     if not isinstance(obj, schema):
-        raise SpectraMindError(f"config group '{group}' is not a mapping", where=f"configs/{group}/")
+        raise ConfigError(f"config group '{group}' is not a mapping", where=f"configs/{group}/")
     return obj
 
 

@@ -26,6 +26,12 @@ class SpectraMindError(Exception):
         return "\n".join(parts)
 
 
+class ConfigError(SpectraMindError):
+    """A bad override, a config that does not match its schema, no config directory (exit 2: usage)."""
+
+    exit_code = EXIT_USAGE
+
+
 class DataError(SpectraMindError):
     """Malformed or missing competition data (names the planet and file)."""
 
