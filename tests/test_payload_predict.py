@@ -221,3 +221,34 @@ def test_torchrun_two_processes_match_single_process(run: Run, full: Path) -> No
     assert (out / "submission.csv").read_bytes() == (full / "submission.csv").read_bytes()
     summary = json.loads((out / "predict_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["levels"]["full"] == N_TEST
+
+
+def test_every_payload_command_can_emit_json(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """--json: one JSON object on stdout (human progress stays on stderr)."""
+    from spectramind.cli import main
+
+    out = run.tmp / "json"
+    assert main(["predict", "--json", *run.overrides(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["levels"]["full"] == N_TEST
+    assert result["submission"] == str(out / "submission.csv")
+
+    assert main(["predict", *run.overrides(out / "fb", "predict.mode=fallback"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["planets"] == N_TEST
+
+    data = run.tmp / "json-data"
+    assert main(["make-data", "--json", f"data.root={data}", "data.n_train=2", "data.n_test=1"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert (made["n_train"], made["n_test"], made["data"]) == (2, 1, str(data))
+
+    weights = run.tmp / "json-weights.pt"
+    args = [
+        f"data.root={data}",
+        f"env.output_dir={out / 'train'}",
+        f"model.weights={weights}",
+        "model.epochs=2",
+    ]
+    assert main(["train", "--json", *args]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["weights"] == str(weights)
+    assert weights.is_file()

@@ -97,14 +97,20 @@ def _settings(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def _fallback(paths: RunPaths, split: str, started: float) -> int:
+def _fallback(paths: RunPaths, split: str, started: float, *, as_json: bool = False) -> int:
+    """Write the prior-only submission (no torch, seconds)."""
+    from spectramind.runtime import print_json
+
     planets = list_planets(paths.data, split)
     fallback = prior(paths.data / "train.csv")
     SubmissionWriter(paths.output / "submission.csv", planets, fallback).flush()
+    seconds = time.time() - started
     log(
-        f"predict: fallback submission ({fallback.source} prior) for {len(planets)} planets "
-        f"in {time.time() - started:.2f}s"
+        f"predict: fallback submission ({fallback.source} prior) for {len(planets)} planets in {seconds:.2f}s"
     )
+    if as_json:
+        submission = str(paths.output / "submission.csv")
+        print_json({"planets": len(planets), "mode": "fallback", "exit_code": 0, "submission": submission})
     return 0
 
 
@@ -209,14 +215,15 @@ def _merge(out: Outcome, others: list[Outcome], writer: SubmissionWriter | None)
 
 def main(argv: list[str]) -> int:
     from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
-    from spectramind.runtime import deadline, run_paths
+    from spectramind.runtime import deadline, print_json, run_paths, split_json_flag
 
+    as_json, argv = split_json_flag(argv)
     started = time.time()
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)
     paths, opts, env = run_paths(cfg, config_dir), _settings(cfg), env_profile(cfg)
     if opts["mode"] == "fallback":
-        return _fallback(paths, opts["split"], started)
+        return _fallback(paths, opts["split"], started, as_json=as_json)
     deadline_at = deadline(env.budget_s - env.safety_margin_s, now=started)
     import torch
 
@@ -283,6 +290,8 @@ def main(argv: list[str]) -> int:
             paths.output / "predict_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode()
         )
         log(f"predict: {counts} -> {paths.output / 'submission.csv'} (exit {code})")
+        if as_json:
+            print_json({**summary, "submission": str(paths.output / "submission.csv")})
     return code
 
 

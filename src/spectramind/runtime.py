@@ -6,6 +6,7 @@ exactly what was set. Torch is imported only inside the functions that need it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -30,6 +31,17 @@ CUBLAS_CONFIG = ":4096:8"
 def log(message: str) -> None:
     """Progress for humans: one line on stderr (stdout is reserved for --json results)."""
     print(f"[spectramind] {message}", file=sys.stderr, flush=True)
+
+
+def split_json_flag(argv: list[str]) -> tuple[bool, list[str]]:
+    """``--json`` anywhere on a command line -> (True, the other arguments: Hydra overrides)."""
+    return "--json" in argv, [a for a in argv if a != "--json"]
+
+
+def print_json(data: dict[str, Any]) -> None:
+    """The command's machine-readable result: one JSON object on stdout."""
+    sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def apply_determinism(seed: int, deterministic: bool = True, threads: int = 0) -> dict[str, Any]:

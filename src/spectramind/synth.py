@@ -299,8 +299,9 @@ def _write_tables(root: Path, planets: list[Planet], airs_steps: int, fgs_steps:
 
 def main(argv: list[str]) -> int:
     from spectramind.config import compose, find_config_dir, save_snapshot
-    from spectramind.runtime import run_paths
+    from spectramind.runtime import print_json, run_paths, split_json_flag
 
+    as_json, argv = split_json_flag(argv)
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)
     paths = run_paths(cfg, config_dir)
@@ -317,6 +318,8 @@ def main(argv: list[str]) -> int:
     )
     save_snapshot(cfg, argv, paths.output)
     log(f"make-data: wrote {int(data.n_train)} train + {int(data.n_test)} test planets to {paths.data}")
+    if as_json:
+        print_json({"data": str(paths.data), "n_train": int(data.n_train), "n_test": int(data.n_test)})
     return 0
 
 

@@ -114,8 +114,9 @@ def calibrate_sigma(
 def main(argv: list[str]) -> int:
     from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
     from spectramind.model import save
-    from spectramind.runtime import apply_determinism, run_paths
+    from spectramind.runtime import apply_determinism, print_json, run_paths, split_json_flag
 
+    as_json, argv = split_json_flag(argv)
     started = time.time()
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)
@@ -158,6 +159,8 @@ def main(argv: list[str]) -> int:
     }
     atomic_write(paths.output / "train_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
     log(f"train: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}; weights {paths.weights}")
+    if as_json:
+        print_json(summary)
     return 0
 
 
