@@ -186,4 +186,4 @@ def test_make_data_command_honours_the_env_paths(
     assert len(list((tmp_path / "data" / "train").iterdir())) == 1
     assert (tmp_path / "data" / "sample_submission.csv").is_file()
     assert "n_train=1" in (tmp_path / "out" / ".hydra" / "overrides.yaml").read_text()
-    assert main(["make-data", "data=nope"]) == 1  # a bad override is a clear error, not a traceback
+    assert main(["make-data", "data=nope"]) == 2  # a bad override is a usage error (exit 2), not a traceback
