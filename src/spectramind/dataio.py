@@ -96,11 +96,15 @@ def _open(path: Path, planet_id: str) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path, memory_map=False)  # mapped pages would count as resident memory
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(
-            f"planet {planet_id}: unreadable parquet ({exc})",
-            where=str(path),
-            fix="the file is truncated or corrupt: re-download or regenerate it",
-        ) from exc
+        raise _unreadable(planet_id, path, exc) from exc
+
+
+def _unreadable(planet_id: str, path: Path, exc: Exception) -> DataError:
+    return DataError(
+        f"planet {planet_id}: unreadable parquet ({exc})",
+        where=str(path),
+        fix="the file is truncated or corrupt: re-download or regenerate it",
+    )
 
 
 def _table_to_array(table: pa.Table | pa.RecordBatch, dtype: type[np.floating]) -> np.ndarray:
@@ -160,11 +164,7 @@ def iter_signal(path: Path, planet_id: str, instrument: str, max_rows: int) -> I
             for batch in handle.iter_batches(batch_size=max_rows, row_groups=[group], use_threads=False):
                 yield _table_to_array(batch, np.float32)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(
-            f"planet {planet_id}: unreadable parquet ({exc})",
-            where=str(path),
-            fix="the file is truncated or corrupt: re-download or regenerate it",
-        ) from exc
+        raise _unreadable(planet_id, path, exc) from exc
 
 
 def read_adc(root: Path) -> dict[str, tuple[float, float]]:
