@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bin/_venv.sh
 . bin/_venv.sh
 ruff check .
+ruff format --check .
 mypy
 pytest "$@"
