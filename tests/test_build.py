@@ -305,6 +305,34 @@ def test_two_checkouts_build_byte_identical_bundles(
     assert code3 == 0 and data3["bundle_sha256"] == data1["bundle_sha256"]
 
 
+def test_a_commit_that_packs_nothing_new_keeps_the_bundle_hash(
+    tiny: TinyProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The build is dated by the last commit touching what it packs, not by HEAD."""
+
+    def commit(path: str, text: str, date: str) -> None:
+        (tiny.root / path).write_text(text)
+        _git(tiny.root, "add", path)
+        env_date = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+        subprocess.run(
+            ["git", "commit", "-q", "-m", path], cwd=tiny.root, env={**os.environ, **env_date}, check=True
+        )
+
+    out = tiny.root / "dist" / "bundle"
+    code, before, err = run_cli(tiny.args(out), capsys)
+    assert code == 0, err
+    commit("README.md", "docs only\n", "2025-07-01T00:00:00+00:00")
+    code, docs, err = run_cli(tiny.args(out), capsys)
+    assert code == 0, err
+    assert docs["bundle_sha256"] == before["bundle_sha256"]
+    assert docs["git_commit"] != before["git_commit"]
+    commit("src/spectramind/extra.py", "VALUE = 1\n", "2025-08-01T00:00:00+00:00")
+    code, changed, err = run_cli(tiny.args(out), capsys)
+    assert code == 0, err
+    assert changed["bundle_sha256"] != before["bundle_sha256"]
+    assert changed["created"] == "2025-08-01T00:00:00Z"
+
+
 def test_source_date_epoch_sets_created_and_changes_nothing_else_by_accident(
     tiny: TinyProject, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

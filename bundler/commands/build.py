@@ -62,26 +62,33 @@ class BuildState:
     usage: pack.Usage | None = None
 
 
-def git_info(root: Path) -> tuple[str | None, int | None]:
-    """HEAD's commit and commit time, or (None, None) outside a git checkout."""
+def _git(root: Path, *args: str) -> str | None:
     try:
         proc = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%H %ct"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=False
         )
     except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def git_info(root: Path, content: list[str] | None = None) -> tuple[str | None, int | None]:
+    """HEAD's commit, and the time of the last commit that touched ``content`` (HEAD's when empty).
+
+    Dating the build by its packed inputs rather than by HEAD keeps the bundle (so its hash) the
+    same across commits that change nothing packed, e.g. docs: push then uploads nothing.
+    Returns (None, None) outside a git checkout.
+    """
+    head = _git(root, "log", "-1", "--format=%H %ct")
+    if head is None or len(head.split()) != 2:
         return None, None
-    parts = proc.stdout.split()
-    if proc.returncode != 0 or len(parts) != 2:
-        return None, None
-    return parts[0], int(parts[1])
+    commit, head_time = head.split()
+    touched = _git(root, "log", "-1", "--format=%ct", "--", *content) if content else None
+    return commit, int(touched) if touched and touched.isdigit() else int(head_time)
 
 
 def source_date_epoch(commit_time: int | None) -> int:
-    """``SOURCE_DATE_EPOCH`` when set, else the commit time, else a fixed date: never the clock."""
+    """``SOURCE_DATE_EPOCH`` when set, else the packed inputs' commit time, else a fixed date (never now)."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if value:
         if not value.isdigit():
@@ -108,7 +115,11 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
         raise UsageError("--out would replace the project itself", where=str(out), fix="use dist/bundle")
     if out.name == "kernels":  # the kernel folders are written to <out>/../kernels
         raise UsageError("--out may not be named 'kernels'", where=str(out), fix="use dist/bundle")
-    commit, commit_time = git_info(settings.root)
+    b = settings.bundle
+    content = [b.project_dir, *b.configs, *b.weights, "bin/kaggle-boot.sh"]
+    if lock.is_relative_to(settings.root):
+        content.append(lock.relative_to(settings.root).as_posix())
+    commit, commit_time = git_info(settings.root, content)
     return BuildInputs(
         settings=settings,
         out=out,
