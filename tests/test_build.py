@@ -313,9 +313,13 @@ def test_a_commit_that_packs_nothing_new_keeps_the_bundle_hash(
     def commit(path: str, text: str, date: str) -> None:
         (tiny.root / path).write_text(text)
         _git(tiny.root, "add", path)
-        env_date = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+        who = {
+            f"GIT_{role}_{key}": value
+            for role in ("AUTHOR", "COMMITTER")
+            for key, value in (("NAME", "t"), ("EMAIL", "t@example.invalid"), ("DATE", date))
+        }
         subprocess.run(
-            ["git", "commit", "-q", "-m", path], cwd=tiny.root, env={**os.environ, **env_date}, check=True
+            ["git", "commit", "-q", "-m", path], cwd=tiny.root, env={**os.environ, **who}, check=True
         )
 
     out = tiny.root / "dist" / "bundle"
