@@ -122,9 +122,14 @@ def run(args: argparse.Namespace) -> Result:
     links += [Path("/opt/wheels")] if Path("/opt/wheels").is_dir() else []
     index = os.environ.get("SPECTRAMIND_SIM_INDEX_URL", settings.bundle.index_url)
     console.print(f"sandbox: image {image.name}, {len(packages)} package(s) the bundle relies on")
-    base = sandbox.image_env(
-        image, packages, cache.expanduser(), find_links=links, index_url=None if index == "none" else index
-    )
+    with console.status(f"image environment for {image.name} (built once, then cached)"):
+        base = sandbox.image_env(
+            image,
+            packages,
+            cache.expanduser(),
+            find_links=links,
+            index_url=None if index == "none" else index,
+        )
     out = Path(args.out).resolve() if args.out else settings.root / "outputs" / "simulate"
     _prepare_out(out)
     data = _data_dir(args, settings)
