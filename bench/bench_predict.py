@@ -121,7 +121,7 @@ def nominal_memory(work: Path) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/spectramind-bench"))
-    parser.add_argument("--planets", type=int, default=8, help="test planets for the throughput run")
+    parser.add_argument("--planets", type=int, default=24, help="test planets for the throughput run")
     parser.add_argument("--skip-nominal", action="store_true", help="skip the nominal-size memory run")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
