@@ -13,7 +13,6 @@ Usage: ``spectramind score [--submission CSV] [--truth CSV] [--json] [OVERRIDES.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,7 +106,7 @@ def score_files(submission: Path, truth_path: Path, train_path: Path) -> Score:
 
 def main(argv: list[str]) -> int:
     from spectramind.config import compose, find_config_dir
-    from spectramind.runtime import run_paths
+    from spectramind.runtime import print_json, run_paths
 
     parser = argparse.ArgumentParser(prog="spectramind score", description=__doc__.split("\n")[0])
     parser.add_argument("--submission", type=Path, default=None)
@@ -124,9 +123,7 @@ def main(argv: list[str]) -> int:
     result = score_files(submission, truth, paths.data / "train.csv")
     print(f"score {result.score:.6f} over {result.planets} planets ({submission})", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps({**asdict(result), "submission": str(submission), "truth": str(truth)}, sort_keys=True)
-        )
+        print_json({**asdict(result), "submission": str(submission), "truth": str(truth)})
     return 0
 
 

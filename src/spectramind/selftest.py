@@ -12,7 +12,6 @@ or one found under $SPECTRAMIND_INPUT), else from the composed config (``target=
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -232,8 +231,9 @@ def _render(checks: list[Check]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    as_json = "--json" in argv
-    overrides = [a for a in argv if a != "--json"]
+    from spectramind.runtime import print_json, split_json_flag
+
+    as_json, overrides = split_json_flag(argv)
     ctx, checks = run_checks(overrides)
     failed = [c.name for c in checks if c.status == FAIL]
     if as_json:
@@ -243,6 +243,6 @@ def main(argv: list[str]) -> int:
             "target_source": ctx.target_source,
             "checks": [asdict(c) for c in checks],
         }
-        sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        print_json(payload)
     _render(checks)
     return 1 if failed else 0
