@@ -23,6 +23,7 @@ import pytest
 
 from bundler.cli import main as bundler_main
 from bundler.projectwheel import build_requires
+from tests.support.images import image_manifest
 from tests.support.index import LocalIndex, serve_index
 from tests.support.wheels import make_wheel, sha256_file
 
@@ -142,14 +143,7 @@ def make_tiny_project(
     shutil.copytree(
         REPO / "configs", root / "configs", ignore=shutil.ignore_patterns("images", "__pycache__")
     )
-    image = {
-        "schema": 1,
-        "name": IMAGE,
-        "python": {"version": "3.11.7", "implementation": "cpython", "abi": "cp311"},
-        "platform": {"system": "Linux", "machine": "x86_64", "glibc": "2.36", "platforms": []},
-        "cuda": {"driver": None, "runtime": None},
-        "distributions": [{"name": "numpy", "version": "2.1.3", "requires_dist": []}],
-    }
+    image = image_manifest(IMAGE, [{"name": "numpy", "version": "2.1.3", "requires_dist": []}])
     (root / "configs" / "images").mkdir()
     (root / "configs" / "images" / f"{IMAGE}.json").write_text(json.dumps(image, indent=1) + "\n")
     index_files = base / f"index-{name}"

@@ -25,6 +25,7 @@ from bundler.errors import UsageError
 from bundler.image import ImageManifest, load_image
 from bundler.lockfile import parse_lock
 from spectramind.config import TargetProfile
+from tests.support.images import image_manifest
 from tests.support.index import LocalIndex, serve_index
 from tests.support.wheels import make_wheel, sha256_file
 
@@ -32,19 +33,13 @@ MANYLINUX = "manylinux_2_17_x86_64"
 
 
 def _image(name: str, python: str, dists: list[tuple[str, str, list[str]]]) -> dict[str, object]:
-    return {
-        "schema": 1,
-        "name": name,
-        "note": "test image",
-        "python": {
-            "version": python,
-            "implementation": "cpython",
-            "abi": "cp" + "".join(python.split(".")[:2]),
-        },
-        "platform": {"glibc": "2.36", "platforms": ["manylinux_2_36_x86_64", MANYLINUX]},
-        "cuda": {"driver": None, "runtime": None},
-        "distributions": [{"name": n, "version": v, "requires_dist": r} for n, v, r in dists],
-    }
+    return image_manifest(
+        name,
+        [{"name": n, "version": v, "requires_dist": r} for n, v, r in dists],
+        python=python,
+        platforms=["manylinux_2_36_x86_64", MANYLINUX],
+        note="test image",
+    )
 
 
 IMAGE_DISTS = [

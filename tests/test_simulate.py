@@ -25,6 +25,7 @@ from tests.support.bundles import (
     make_spectramind_wheel,
     make_uv_wheel,
 )
+from tests.support.images import image_manifest
 from tests.support.wheels import make_wheel
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None, reason=str(sandbox.unavailable()))
@@ -43,21 +44,17 @@ class SimKit:
         self.image = root / "image.json"
         self.image.write_text(
             json.dumps(
-                {
-                    "schema": 1,
-                    "name": "test-image",
-                    "python": {
-                        "version": f"{major}.{minor}.0",
-                        "implementation": "cpython",
-                        "abi": f"cp{major}{minor}",
-                    },
-                    "platform": {"platforms": ["any"], "glibc": None},
-                    "distributions": [
+                image_manifest(
+                    "test-image",
+                    [
                         {"name": "imgpkg", "version": "1.0", "requires_dist": ["imgdep>=1"]},
                         {"name": "imgdep", "version": "3.0", "requires_dist": []},
                         {"name": "unrelated", "version": "9.9", "requires_dist": []},
                     ],
-                }
+                    python=f"{major}.{minor}.0",
+                    glibc=None,
+                    platforms=["any"],
+                )
             )
         )
         self.data = make_data(root / "data")

@@ -17,6 +17,7 @@ import pytest
 from bundler.config import Settings, load
 from bundler.errors import BundlerError, UsageError, VerificationError
 from bundler.wheelhouse import WheelhouseResult, build_wheelhouse
+from tests.support.images import image_manifest
 from tests.support.index import serve_index
 from tests.support.wheels import make_sdist, make_wheel, sha256_file
 
@@ -58,14 +59,7 @@ def make_project(tmp_path: Path, image_dists: Sequence[dict[str, object]] = ()) 
     root = tmp_path / "proj"
     shutil.copytree(REPO / "configs", root / "configs", ignore=shutil.ignore_patterns("images"))
     (root / "configs" / "images").mkdir()
-    image = {
-        "schema": 1,
-        "name": IMAGE,
-        "python": {"version": "3.11.7", "implementation": "cpython", "abi": "cp311"},
-        "platform": {"system": "Linux", "machine": "x86_64", "glibc": "2.36", "platforms": []},
-        "cuda": {"driver": None, "runtime": None},
-        "distributions": list(image_dists),
-    }
+    image = image_manifest(IMAGE, image_dists)
     (root / "configs" / "images" / f"{IMAGE}.json").write_text(json.dumps(image))
     (root / "requirements.in").write_text("tiny\n")
     files = tmp_path / "index"
