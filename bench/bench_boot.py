@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from bundler import sandbox  # noqa: E402 - the repo root is put on sys.path just above
 from bundler.image import load_image  # noqa: E402
+from bundler.pipenv import pip_env  # noqa: E402
 from spectramind.shim import BOOT_ONLY, parse_lock, read_manifest  # noqa: E402
 
 SHIM_INSTALL = """
@@ -79,7 +80,7 @@ def naive_requirements(bundle: Path, dest: Path) -> Path:
 
 
 def one_round(bundle: Path, base: sandbox.ImageEnv, tmp: Path) -> dict[str, float]:
-    env = sandbox.pip_env()
+    env = pip_env()
     shim_env = fresh(base, tmp, "shim")
     work = tmp / "work"
     work.mkdir()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bundler.errors import BundlerError, UsageError
 from bundler.output import console
+from bundler.pipenv import pip_env
 
 _SKIP_DIRS = frozenset(
     {"build", "dist", ".eggs", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
@@ -39,16 +40,6 @@ class ProjectWheel:
     sha256: str
     size: int
     cached: bool
-
-
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without pip's machine configuration (config files, PIP_* vars)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["PYTHONHASHSEED"] = "0"
-    env.update(extra or {})
-    return env
 
 
 def build_requires(project_dir: Path) -> list[str]:
@@ -105,7 +96,7 @@ def build_deps_dir(cache_dir: Path, requires: list[str], *, index_url: str, offl
     cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(tmp)]
     proc = subprocess.run(
         [*cmd, "--index-url", index_url, *requires],
-        env=clean_env(),
+        env=pip_env(PYTHONHASHSEED="0"),
         capture_output=True,
         text=True,
         timeout=_TIMEOUT_S,
@@ -179,12 +170,8 @@ def build_project_wheel(
 
 
 def _run_build(source: Path, outdir: Path, deps: Path, epoch: int) -> Path:
-    env = clean_env(
-        {
-            "SOURCE_DATE_EPOCH": str(epoch),
-            "PIP_NO_INDEX": "1",
-            "PIP_FIND_LINKS": str(deps),
-        }
+    env = pip_env(
+        PYTHONHASHSEED="0", SOURCE_DATE_EPOCH=str(epoch), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(deps)
     )
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(outdir), str(source)],

@@ -31,6 +31,7 @@ from packaging.utils import canonicalize_name
 
 from bundler.errors import BundlerError, UsageError
 from bundler.image import ImageManifest
+from bundler.pipenv import pip_env
 
 COMPETITION_MOUNT = "/kaggle/input/ariel-data-challenge-2025"
 _READY = ".spectramind-image-ready"
@@ -80,13 +81,6 @@ def _site(venv: Path) -> Path:
     if not found:
         raise BundlerError(f"no site-packages in {venv}", where=str(venv), fix="delete it and run again")
     return found[0]
-
-
-def pip_env() -> dict[str, str]:
-    """Environment for pip that ignores this machine's pip configuration (find-links, mirrors)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-    return env
 
 
 def image_env(

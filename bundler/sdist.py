@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
-import os
 import subprocess
 import sys
 import tarfile
@@ -29,6 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from bundler.errors import BundlerError
+from bundler.pipenv import pip_env
 from bundler.tags import is_pure, parse_filename
 
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0",)
@@ -98,16 +98,10 @@ def installed_here(requirements: tuple[str, ...]) -> bool:
 
 
 def clean_env(epoch: int) -> dict[str, str]:
-    """The environment of the build: no PIP_* settings, no pip config file, fixed time and hash seed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        SOURCE_DATE_EPOCH=str(max(epoch, MIN_EPOCH)),
-        PYTHONHASHSEED="0",
-        PYTHONDONTWRITEBYTECODE="1",
+    """The environment of the build: no machine pip/uv settings, fixed time and hash seed."""
+    return pip_env(
+        SOURCE_DATE_EPOCH=str(max(epoch, MIN_EPOCH)), PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1"
     )
-    return env
 
 
 def build_pure_wheel(
