@@ -67,10 +67,15 @@ def render(results: dict[str, Any], machine: str, when: str) -> str:
         f"| {wh['bytes_ratio_naive_over_wheelhouse']}x smaller |",
         f"| wheelhouse rebuild | warm {wh['warm_s']} s, {wh['requests_warm']} requests "
         f"| cold {wh['cold_s']} s, {wh['requests_cold']} requests | {wh['speedup_cold_over_warm']}x faster |",
-        f"| boot install ({boot['installed_packages']} packages) | shim {med['shim']} s "
-        f"| `pip install --no-index --find-links`: {med['naive']} s | {boot['naive_over_shim']}x faster |",
+        f"| boot install ({boot['installed_packages']} packages; the install phase after verification) "
+        f"| shim {med['shim']} s | `pip install --no-index --find-links`: {med['naive']} s "
+        f"| {boot['naive_over_shim']}x faster |",
         f"| boot install vs the floor | shim {med['shim']} s | copy of an installed tree: {med['floor']} s "
         f"| {boot['shim_over_floor']}x the floor |",
+        f"| boot from process start to installed (start {med['shim_start']} + verify {med['shim_verify']} "
+        f"+ check {med['shim_check']} + install {med['shim_install']} s) | {med['shim_to_installed']} s "
+        f"| naive pip (no verification): {med['naive']} s; floor {med['floor']} s "
+        f"| {boot['naive_over_shim_to_installed']}x faster; {boot['shim_to_installed_over_floor']}x the floor |",
         f"| predict throughput ({thr['planets']} demo planets, CPU) | 2 processes (torchrun, gloo): "
         f"{thr['torchrun_2']['planets_per_s']} planets/s | 1 process: {thr['single']['planets_per_s']} planets/s "
         f"| {thr['torchrun_2']['planets_per_s'] / max(thr['single']['planets_per_s'], 1e-9):.2f}x wall, "

@@ -115,7 +115,7 @@ def test_good_bundle_boots_installs_only_missing_and_records(kit: Kit, tmp_path:
         "overshoot_s": None,
         "error": None,
     }
-    for key in ("verify", "check", "install", "fallback", "run", "total"):
+    for key in ("start", "verify", "check", "install", "fallback", "run", "total"):
         assert key in summary["timings_s"]
     assert summary["bundle_sha256"] and summary["lock_sha256"] and summary["config_sha256"]
     assert summary["determinism_env"]["PYTHONHASHSEED"] == "1337"

@@ -241,7 +241,9 @@ def test_build_writes_the_bundle_of_design_section_5(
         "files",
         "skipped",
         "built",
+        "repacked",
     }
+    assert manifest["repacked"] == []  # only uv is repacked, and this lock has none
     assert manifest["schema"] == 1
     assert manifest["target"]["python"] == "3.11" and manifest["target"]["abi"] == "cp311"
     assert "manylinux_2_36_x86_64" in manifest["target"]["platforms"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import signal
 import sys
 import time
@@ -206,3 +207,52 @@ def test_locate_bundle_missing_names_the_patterns(tmp_path: Path) -> None:
     with pytest.raises(shim.BootError) as info:
         shim.locate_bundle(tmp_path)
     assert "datasets/*/*/boot/shim.py" in info.value.where and "attach the bundle" in info.value.fix
+
+
+def test_uv_runs_only_from_a_wheel_matching_the_manifest_and_learns_the_interpreter(tmp_path: Path) -> None:
+    from tests.support.bundles import make_uv_wheel
+
+    bundle, work = tmp_path / "bundle", tmp_path / "work"
+    wheel = make_uv_wheel(bundle / "wheels")
+    work.mkdir()
+    listed = {"files": [{"path": f"wheels/{wheel.name}", "sha256": shim.file_sha256(wheel)}]}
+    tampered = {"files": [{"path": f"wheels/{wheel.name}", "sha256": "0" * 64}]}
+    assert shim.prepare_uv(bundle, work, tampered) is None
+    assert not (work / "uv").exists()  # an unverified binary is not kept
+    binary = shim.prepare_uv(bundle, work, listed)
+    assert binary == work / "uv" and binary.stat().st_mode & 0o111
+    # uv asked this interpreter for its paths and tags beside verification, in the install's cache
+    assert [p.name for p in (work / "uv-cache").glob("interpreter-v*")]
+
+
+def test_deflated_uv_wheel_still_unpacks_and_verification_reuses_the_digest(tmp_path: Path) -> None:
+    import zipfile
+    from concurrent.futures import Future
+
+    from tests.support.bundles import make_uv_wheel
+
+    bundle, work = tmp_path / "bundle", tmp_path / "work"
+    stored = make_uv_wheel(tmp_path / "stored")
+    (bundle / "wheels").mkdir(parents=True)
+    wheel = bundle / "wheels" / stored.name
+    with zipfile.ZipFile(stored) as src, zipfile.ZipFile(wheel, "w") as out:
+        for info in src.infolist():  # as PyPI serves it: deflated
+            out.writestr(info, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    work.mkdir()
+    rel = f"wheels/{wheel.name}"
+    manifest = {"files": [{"path": rel, "sha256": shim.file_sha256(wheel), "size": wheel.stat().st_size}]}
+    manifest["bundle_sha256"] = shim.bundle_sha256(manifest["files"])
+    (bundle / shim.MANIFEST_NAME).write_text(json.dumps(manifest))
+    digest: Future[str | None] = Future()
+    binary = shim.extract_uv(bundle, work, manifest, digest)
+    with zipfile.ZipFile(stored) as zf:
+        member = next(n for n in zf.namelist() if n.endswith(".data/scripts/uv"))
+        assert binary is not None and binary.read_bytes() == zf.read(member)
+    assert digest.result() == manifest["files"][0]["sha256"]
+    assert shim.verify_bundle(bundle, {rel: digest}).ok
+    wrong: Future[str | None] = Future()
+    wrong.set_result("0" * 64)  # what a tampered file would hash to: reported, not trusted
+    assert shim.verify_bundle(bundle, {rel: wrong}).modified == [rel]
+    unknown: Future[str | None] = Future()
+    unknown.set_result(None)  # nothing hashed elsewhere: verification hashes it itself
+    assert shim.verify_bundle(bundle, {rel: unknown}).ok

@@ -229,7 +229,13 @@ def step_sbom(inp: BuildInputs, st: BuildState) -> None:
     wheel = st.project_wheel
     # "downloaded" vs "cache" is build history, not content: both are "index" so rebuilds match.
     packages = [
-        Package(r.name, r.version, "built" if r.origin == "built" else "index", r.filename, r.sha256)
+        Package(
+            r.name,
+            r.version,
+            "built" if r.origin == "built" else "index",
+            r.filename,
+            r.source_sha256 or r.sha256,  # the component as the index serves it, not our repack
+        )
         for r in st.wheelhouse.wheels
     ]
     packages.append(Package(wheel.name, wheel.version, "project", wheel.filename, wheel.sha256))
@@ -268,6 +274,7 @@ def step_manifest(inp: BuildInputs, st: BuildState) -> None:
     built.append({**asdict(wheel), "origin": "project"})
     for record in built:
         record.pop("cached", None)
+        record.pop("source_sha256", None)
     pack.set_times(st.stage, inp.epoch)
     st.manifest = pack.write_manifest(
         st.stage,
@@ -279,6 +286,11 @@ def step_manifest(inp: BuildInputs, st: BuildState) -> None:
             "created": pack.created_iso(inp.epoch),
             "skipped": sorted(st.wheelhouse.skipped, key=lambda p: (p["name"], p["version"])),
             "built": sorted(built, key=lambda r: r["filename"]),
+            "repacked": [
+                {"filename": r.filename, "sha256": r.sha256, "source_sha256": r.source_sha256}
+                for r in st.wheelhouse.wheels
+                if r.source_sha256
+            ],
         },
     )
     pack.set_times(st.stage, inp.epoch)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import importlib.metadata
+import importlib
 import json
 import math
 import os
@@ -116,8 +116,14 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return data
 
 
-def verify_bundle(root: Path) -> VerifyReport:
-    """Recompute every hash of ``root`` against its MANIFEST.json."""
+def verify_bundle(root: Path, hashed: dict[str, Future[str | None]] | None = None) -> VerifyReport:
+    """Recompute every hash of ``root`` against its MANIFEST.json.
+
+    ``hashed``: relative path -> the sha256 another thread is computing over that very file (boot
+    hashes the uv wheel while unpacking it); those files are checked last, and hashed here when the
+    other thread gives None.
+    """
+    hashed = hashed or {}
     report = VerifyReport()
     try:
         manifest = read_manifest(root)
@@ -132,13 +138,16 @@ def verify_bundle(root: Path) -> VerifyReport:
     present = set(list_files(root))
     report.missing = sorted(set(listed) - present)
     report.extra = sorted(present - set(listed))
-    for rel in sorted(set(listed) & present):
+    both = sorted(set(listed) & present)
+    for rel in [r for r in both if r not in hashed] + [r for r in both if r in hashed]:
         entry, path = listed[rel], root / rel
         size = path.stat().st_size
         report.files += 1
         report.bytes += size
-        if size != entry["size"] or file_sha256(path) != entry["sha256"]:
+        digest = hashed[rel].result() if rel in hashed else None
+        if size != entry["size"] or (digest or file_sha256(path)) != entry["sha256"]:
             report.modified.append(rel)
+    report.modified.sort()
     if bundle_sha256(list(listed.values())) != report.bundle_sha256:
         report.errors.append("bundle_sha256 does not match the file list in MANIFEST.json")
     return report
@@ -285,8 +294,10 @@ class Budget:
         return self.soft - time.time()
 
 
-def load_budget(profile: dict[str, str]) -> Budget:
-    start = env_float("SPECTRAMIND_BOOT_START", time.time())
+def load_budget(profile: dict[str, str], started: float | None = None) -> Budget:
+    """The budget of ``profile`` under the environment's knobs; ``started``: when boot began, when
+    SPECTRAMIND_BOOT_START does not say."""
+    start = env_float("SPECTRAMIND_BOOT_START", time.time() if started is None else started)
     budget = env_float("SPECTRAMIND_BUDGET_S", float(profile.get("budget_s", DEFAULT_BUDGET_S)))
     margin = env_float("SPECTRAMIND_SAFETY_MARGIN_S", float(profile.get("safety_margin_s", DEFAULT_MARGIN_S)))
     margin = min(margin, budget / 2)  # a budget of seconds keeps half of it for the command
@@ -453,6 +464,8 @@ def _trim(version: str) -> str:
 
 def installed_versions() -> dict[str, str]:
     """Canonical name -> version of every distribution importable by this interpreter (first wins)."""
+    import importlib.metadata  # 30 ms of imports: paid here, beside verification (Boot)
+
     out: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"] if dist.metadata else None
@@ -473,9 +486,14 @@ def _wheel_name_version(filename: str) -> tuple[str, str]:
     return canonical(parts[0]), parts[1] if len(parts) > 1 else ""
 
 
-def plan_install(bundle: Path, manifest: dict[str, Any], pins: list[Pin]) -> InstallPlan:
-    """Decide what to install; fail fast when a needed wheel is not in the bundle or does not fit."""
-    have = installed_versions()
+def plan_install(
+    bundle: Path, manifest: dict[str, Any], pins: list[Pin], have: dict[str, str] | None = None
+) -> InstallPlan:
+    """Decide what to install; fail fast when a needed wheel is not in the bundle or does not fit.
+
+    ``have``: ``installed_versions()`` when the caller collected it already.
+    """
+    have = installed_versions() if have is None else have
     hashes = {e["path"]: e["sha256"] for e in manifest.get("files", [])}
     wheels = {
         p.removeprefix("wheels/"): h
@@ -528,31 +546,105 @@ def plan_install(bundle: Path, manifest: dict[str, Any], pins: list[Pin]) -> Ins
     return plan
 
 
-def extract_uv(bundle: Path, workdir: Path) -> Path | None:
-    """Extract the ``uv`` binary from the bundled uv wheel (exec bit kept); None when absent."""
+def uv_wheel(bundle: Path) -> Path | None:
+    """The bundled uv wheel that fits this interpreter, if any."""
     fitting = [
         w
         for w in sorted((bundle / "wheels").glob("uv-*.whl"))
         if wheel_ok(w.name, running_abi(), platform.machine(), glibc_version())
     ]
-    for wheel in fitting:
+    return fitting[0] if fitting else None
+
+
+def _member_span(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int]:
+    """Byte range of a member's data in the archive (after its local header)."""
+    assert zf.fp is not None  # noqa: S101 -- an open ZipFile
+    zf.fp.seek(info.header_offset)
+    header = zf.fp.read(30)
+    name_len, extra_len = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    return start, start + info.compress_size
+
+
+def extract_uv(
+    bundle: Path, workdir: Path, manifest: dict[str, Any], digest: Future[str | None] | None = None
+) -> Path | None:
+    """Extract the ``uv`` binary from the bundled uv wheel (exec bit kept); None when absent.
+
+    One pass over the wheel hashes it and, when the binary is stored uncompressed (the build repacks
+    uv so), copies it out; the binary is kept only when that hash matches MANIFEST.json, so it may
+    run while the rest of the bundle is still being verified. ``digest`` receives the wheel's sha256
+    for verification to reuse (None when nothing was hashed).
+    """
+    wheel, got = uv_wheel(bundle), None
+    try:
+        if wheel is None:
+            return None
+        listed = {str(e.get("path")): str(e.get("sha256")) for e in manifest.get("files") or []}
+        dest = workdir / "uv"
         with zipfile.ZipFile(wheel) as zf:
-            member = next((n for n in zf.namelist() if re.fullmatch(r"uv-[^/]+\.data/scripts/uv", n)), None)
+            member = next(
+                (i for i in zf.infolist() if re.fullmatch(r"uv-[^/]+\.data/scripts/uv", i.filename)), None
+            )
             if member is None:
-                continue
-            dest = workdir / "uv"
-            with zf.open(member) as src, dest.open("wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
-            mode = (zf.getinfo(member).external_attr >> 16) & 0o777
-            dest.chmod(mode | 0o755)
+                return None
+            stored = member.compress_type == zipfile.ZIP_STORED
+            lo, hi = _member_span(zf, member) if stored else (0, 0)
+            hasher, pos = hashlib.sha256(), 0
+            with wheel.open("rb") as src, dest.open("wb") as out:
+                while chunk := src.read(_CHUNK):
+                    hasher.update(chunk)
+                    if pos < hi and pos + len(chunk) > lo:
+                        out.write(chunk[max(lo - pos, 0) : hi - pos])
+                    pos += len(chunk)
+            got = hasher.hexdigest()
+            if got != listed.get(f"wheels/{wheel.name}"):
+                dest.unlink()  # verification names it; an unverified binary never runs
+                return None
+            if not stored:  # a wheel from before the build repacked uv: inflate it now
+                with zf.open(member) as src, dest.open("wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+            dest.chmod(((member.external_attr >> 16) & 0o777) | 0o755)
             return dest
-    return None
+    finally:
+        if digest is not None and not digest.done():
+            digest.set_result(got)
+
+
+def prepare_uv(
+    bundle: Path, workdir: Path, manifest: dict[str, Any], digest: Future[str | None] | None = None
+) -> Path | None:
+    """Unpack uv and let it learn this interpreter (cached in its cache dir), both beside verification.
+
+    uv asks every interpreter it uses for its paths and tags by starting it; doing that now takes the
+    interpreter start out of the install step. A failure here only means the install asks again.
+    """
+    binary = extract_uv(bundle, workdir, manifest, digest)
+    if binary is not None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [str(binary), "python", "find", sys.executable],
+                env=uv_env(workdir),
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+    return binary
 
 
 def _clean_env() -> dict[str, str]:
     """The child environment for installers: no user pip/uv config can send them anywhere else."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    return env
+
+
+def uv_env(workdir: Path) -> dict[str, str]:
+    """uv's environment: offline, no config files, no Python downloads, its cache in ``workdir``."""
+    env = _clean_env()
+    env.update(
+        UV_CACHE_DIR=str(workdir / "uv-cache"), UV_NO_CONFIG="1", UV_OFFLINE="1", UV_PYTHON_DOWNLOADS="never"
+    )
     return env
 
 
@@ -565,7 +657,7 @@ def install(
 ) -> dict[str, Any]:
     """Install ``plan.pins`` offline from ``<bundle>/wheels`` with hashes required; uv when bundled.
 
-    ``uv``: the binary being extracted already (`Boot` starts that while it verifies the bundle).
+    ``uv``: the binary being prepared already (`Boot` starts ``prepare_uv`` while it verifies).
     """
     info: dict[str, Any] = {
         "installed": [f"{p.name}=={p.version}" for p in plan.pins],
@@ -577,18 +669,19 @@ def install(
     reqs = workdir / "install.txt"
     reqs.write_text("".join(p.requirement_line() + "\n" for p in plan.pins), encoding="utf-8")
     wheels, env = str(bundle / "wheels"), _clean_env()
+    waited = time.perf_counter()
     try:
-        uv_binary = uv.result() if uv is not None else extract_uv(bundle, workdir)
-    except (OSError, zipfile.BadZipFile) as exc:
+        uv_binary = uv.result() if uv is not None else extract_uv(bundle, workdir, read_manifest(bundle))
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise BootError(
             f"cannot unpack uv from its wheel: {exc}",
             where=f"{bundle}/wheels",
             fix="rebuild the bundle; set bundle.include_uv=false to boot with pip",
         ) from exc
+    info["uv_wait_s"] = round(time.perf_counter() - waited, 4)  # uv still being prepared
     if uv_binary is not None:
-        cache = workdir / "uv-cache"
         same_fs = workdir.stat().st_dev == site_packages().stat().st_dev
-        env.update(UV_CACHE_DIR=str(cache), UV_NO_CONFIG="1", UV_OFFLINE="1", UV_PYTHON_DOWNLOADS="never")
+        env = uv_env(workdir)
         # A cache on the target's filesystem lets uv hardlink; across filesystems it must copy.
         cmd = [
             str(uv_binary),
@@ -871,7 +964,7 @@ class Boot:
         self.timings: dict[str, float] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="spectramind-boot-"))
         self.backup = self.workdir / "submission.last-valid.csv"
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boot")
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="boot")
         self.uv: Future[Path | None] | None = None
         self.summary: dict[str, Any] = {
             "schema": 1,
@@ -901,18 +994,27 @@ class Boot:
 
     def _boot(self) -> None:
         t = time.time()
+        self.phase("start", self.budget.start)  # kernel start (or this process) -> the shim running
         self.bundle = self.bundle_arg or locate_bundle(self.input_dir)
-        # The uv binary is unpacked while the bundle is verified (zlib and sha256 both release the
-        # GIL); it is only ever run after verification passed.
-        self.uv = self.pool.submit(extract_uv, self.bundle, self.workdir)
+        # While the bundle is verified (sha256 releases the GIL): uv is unpacked from its wheel, once
+        # that wheel matched MANIFEST.json, and learns this interpreter; the installed distributions
+        # are listed. Nothing is installed before the whole bundle verified.
+        try:
+            claimed = read_manifest(self.bundle)
+        except (OSError, ValueError):
+            claimed = {}  # verification reports it
+        wheel, digest = uv_wheel(self.bundle), Future[str | None]()
+        self.uv = self.pool.submit(prepare_uv, self.bundle, self.workdir, claimed, digest)
+        have = self.pool.submit(installed_versions)
         self.profile = read_flat_yaml(self.bundle / "configs" / "env" / f"{self.profile_name}.yaml")
-        self.budget = load_budget(self.profile)
+        self.budget = load_budget(self.profile, self.budget.start)
         self.out.mkdir(parents=True, exist_ok=True)
         log(
             f"bundle {self.bundle}; output {self.out}; budget {self.budget.budget_s:.0f} s "
             f"(margin {self.budget.margin_s:.0f} s), {self.budget.left():.0f} s left to the soft deadline"
         )
-        report = verify_bundle(self.bundle)
+        hashed = {f"wheels/{wheel.name}": digest} if wheel is not None else {}
+        report = verify_bundle(self.bundle, hashed)
         self.phase("verify", t)
         with contextlib.suppress(OSError, ValueError):  # what the MANIFEST claims, even when it fails
             self._describe(read_manifest(self.bundle), report)
@@ -931,7 +1033,7 @@ class Boot:
         self.summary["running"] = check_target(manifest)
         lock = self.bundle / "requirements.lock"
         pins = parse_lock(lock.read_text(encoding="utf-8")) if lock.is_file() else []
-        plan = plan_install(self.bundle, manifest, pins)
+        plan = plan_install(self.bundle, manifest, pins, have.result())
         self.phase("check", t)
         t = time.time()
         self.summary["install"] = install(self.bundle, plan, self.workdir, self.uv)
