@@ -217,6 +217,42 @@ def parse_lock(path: Path) -> Lock:
     )
 
 
+_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+
+
+def requirements_sha256(path: Path, _seen: tuple[Path, ...] = ()) -> str:
+    """sha256 of a requirements file and of every file it includes (``-r``/``-c``, recursively).
+
+    Without includes this is the plain sha256 of the file's bytes; with them, the file's bytes and
+    each included file's name and hash, in order, so an edit to an included file dates the lock too.
+    """
+    if path.resolve() in _seen:
+        raise BundlerError(
+            "requirements files include each other in a loop",
+            where=" -> ".join(str(p) for p in (*_seen, path.resolve())),
+            fix="remove the -r/-c line that closes the loop",
+        )
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        where = str(path) if not _seen else f"{path} (included from {_seen[-1]})"
+        raise BundlerError(
+            "requirements file not found",
+            where=where,
+            fix="create it or fix the -r/-c line / bundle.requirements_in",
+        ) from exc
+    includes = [
+        m.group(1) for line in raw.decode("utf-8", "replace").splitlines() if (m := _INCLUDE.match(line))
+    ]
+    if not includes:
+        return hashlib.sha256(raw).hexdigest()
+    digest = hashlib.sha256(raw)
+    for name in includes:
+        digest.update(b"\0" + name.encode() + b"\0")
+        digest.update(requirements_sha256(path.parent / name, (*_seen, path.resolve())).encode())
+    return digest.hexdigest()
+
+
 def check_fresh(lock: Lock, requirements_in: Path) -> None:
     """Fail with "lock out of date" when requirements.in changed since the lock was written."""
     if lock.header is None:
@@ -225,16 +261,11 @@ def check_fresh(lock: Lock, requirements_in: Path) -> None:
             where=f"{lock.path}:1",
             fix=RELOCK,
         )
-    try:
-        actual = hashlib.sha256(requirements_in.read_bytes()).hexdigest()
-    except FileNotFoundError as exc:
-        raise BundlerError(
-            "requirements.in not found", where=str(requirements_in), fix="set bundle.requirements_in"
-        ) from exc
+    actual = requirements_sha256(requirements_in)
     if actual != lock.header.requirements_in_sha256:
         raise BundlerError(
-            f"lock out of date: {requirements_in.name} changed since the lock was written "
-            f"(sha256 {actual[:12]}… vs {lock.header.requirements_in_sha256[:12]}… in the lock)",
+            f"lock out of date: {requirements_in.name} changed since the lock was written (it or a file it "
+            f"includes; sha256 {actual[:12]}… vs {lock.header.requirements_in_sha256[:12]}… in the lock)",
             where=f"{lock.path}:{lock.header.line}",
             fix=RELOCK,
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bundler.errors import BundlerError
-from bundler.lockfile import check_fresh, check_target, parse_lock
+from bundler.lockfile import check_fresh, check_target, parse_lock, requirements_sha256
 
 H1, H2, H3 = "1" * 64, "2" * 64, "a" * 64
 
@@ -125,3 +125,26 @@ def test_target_and_image_must_match(tmp_path: Path) -> None:
         check_target(lock, "kaggle-cp312", "sim", H2)
     with pytest.raises(BundlerError, match="image manifest 'sim' changed"):
         check_target(lock, "kaggle-sim-cp311", "sim", H1)
+
+
+def test_an_edited_include_dates_the_lock_too(tmp_path: Path) -> None:
+    base = tmp_path / "reqs" / "base.in"
+    base.parent.mkdir()
+    base.write_text("numpy>=1.26\n")
+    req = tmp_path / "requirements.in"
+    req.write_text("rich>=13\n-r reqs/base.in\n")
+    digest = requirements_sha256(req)
+    assert digest != hashlib.sha256(req.read_bytes()).hexdigest()  # the include counts
+    header = f"# spectramind-lock: requirements-in-sha256={digest} target=t image=i image-sha256={H2}\n"
+    lock = parse_lock(write(tmp_path, header + f"rich==13.0 --hash=sha256:{H1}\n"))
+    check_fresh(lock, req)
+    base.write_text("numpy>=2\n")  # requirements.in itself is unchanged
+    with pytest.raises(BundlerError, match=r"requirements\.in changed .* \(it or a file it includes"):
+        check_fresh(lock, req)
+    base.unlink()
+    with pytest.raises(BundlerError, match="requirements file not found") as missing:
+        requirements_sha256(req)
+    assert "base.in (included from" in (missing.value.where or "")
+    base.write_text("-c ../requirements.in\n")
+    with pytest.raises(BundlerError, match="include each other in a loop"):
+        requirements_sha256(req)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 
@@ -199,7 +198,7 @@ def run(args: argparse.Namespace) -> Result:
 
     env = tags.marker_environment(settings.target, python)
     report = lockreport.analyse(image, resolution.pins, resolution.via, env)
-    req_sha = hashlib.sha256(req_in.read_bytes()).hexdigest()
+    req_sha = lockfile.requirements_sha256(req_in)
     uv_version = resolver.uv_version()
     text = (
         header_line(req_sha, settings.target, image)
