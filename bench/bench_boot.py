@@ -133,6 +133,9 @@ def main() -> int:
         "the disk out of every contender's time",
     )
     args = parser.parse_args()
+    if args.tmp:  # every contender's temp files too (the shim's uv cache, pip's build dirs)
+        os.environ["TMPDIR"] = args.tmp
+        tempfile.tempdir = None
     with tempfile.TemporaryDirectory(prefix="bench-boot-", dir=args.tmp) as tmp_s:
         tmp = Path(tmp_s)
         bundle = Path(args.bundle).resolve() if args.bundle else tmp / "bundle"
