@@ -217,7 +217,8 @@ def parse_lock(path: Path) -> Lock:
     )
 
 
-_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")  # the options requirements.in may use
+_INCLUDE = re.compile(r"^\s*(?:" + "|".join(map(re.escape, INCLUDE_OPTIONS)) + r")(?:\s+|=)(\S+)")
 
 
 def requirements_sha256(path: Path, _seen: tuple[Path, ...] = ()) -> str:

@@ -40,8 +40,6 @@ from spectramind.config import TargetProfile
 from spectramind.shim import atomic_write
 
 HEADER = "# spectramind-lock: requirements-in-sha256={req} target={target} image={image} image-sha256={sha}"
-# Options uv may follow inside requirements.in; index options belong in bundle.index_url.
-_ALLOWED_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 
 
 def header_line(requirements_sha256: str, target: TargetProfile, image: ImageManifest) -> str:
@@ -79,7 +77,7 @@ def validate_requirements(path: Path) -> list[str]:
             continue
         if line.startswith("-"):
             flag = line.replace("=", " ").split()[0]
-            if flag not in _ALLOWED_OPTIONS:
+            if flag not in lockfile.INCLUDE_OPTIONS:  # index options belong in bundle.index_url
                 raise BundlerError(
                     f"malformed requirements.in: option {flag!r} is not supported here",
                     where=f"{path}:{number}",

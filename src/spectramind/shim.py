@@ -1016,8 +1016,8 @@ class Boot:
         hashed = {f"wheels/{wheel.name}": digest} if wheel is not None else {}
         report = verify_bundle(self.bundle, hashed)
         self.phase("verify", t)
-        with contextlib.suppress(OSError, ValueError):  # what the MANIFEST claims, even when it fails
-            self._describe(read_manifest(self.bundle), report)
+        if claimed:  # what the MANIFEST claims, even when verification fails
+            self._describe(claimed, report)
         if not report.ok:
             named = [f"modified: {p}" for p in report.modified] + [f"missing: {p}" for p in report.missing]
             named += [f"extra: {p}" for p in report.extra] + report.errors
@@ -1028,7 +1028,7 @@ class Boot:
                 "with `python -m bundler verify`",
                 code=EXIT_VERIFY,
             )
-        manifest = read_manifest(self.bundle)
+        manifest = claimed  # verified just now
         t = time.time()
         self.summary["running"] = check_target(manifest)
         lock = self.bundle / "requirements.lock"
