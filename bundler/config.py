@@ -8,7 +8,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from bundler.errors import UsageError
-
 from spectramind.config import EnvProfile, TargetProfile, compose, env_profile, target_profile, typed
 
 

@@ -122,9 +122,7 @@ def compile_tree(lib: Path, pyc: Pyc) -> None:
     )
 
 
-def cached_tree(
-    wheel: Path, sha256: str, *, name: str, version: str, pyc: Pyc, cache_dir: Path
-) -> Installed:
+def cached_tree(wheel: Path, sha256: str, *, name: str, version: str, pyc: Pyc, cache_dir: Path) -> Installed:
     """The installed, compiled tree of ``wheel`` from the cache, made (and cached) when missing or bad."""
     key = hashlib.sha256(f"{sha256}|{pyc.key}|{LAYOUT}".encode()).hexdigest()[:32]
     entry = cache_dir / "site-trees" / key

@@ -420,10 +420,11 @@ def run(args: argparse.Namespace) -> Result:
         ("files", str(len(m["files"]))),
         (
             "delta",
-            f"{len(wh.wheels) + 1} wheels ({len(m['built'])} built from sdist, incl. {st.project_wheel.filename})"
-            + (", installed in site/" if m["install"] == "site" else ", shipped in wheels/"),
+            f"{len(wh.wheels) + 1} wheels ({len(m['built'])} built from sdist, "
+            f"incl. {st.project_wheel.filename}), "
+            + ("installed in site/" if m["install"] == "site" else "shipped in wheels/"),
         ),
-        ("pyc", f"{m['pyc']['mode']}" + (f" (Python {m['pyc']['python']})" if m["pyc"].get("python") else "")),
+        ("pyc", f"{m['pyc']['mode']} (Python {m['pyc'].get('python') or 'none found'})"),
         ("skipped", f"{len(m['skipped'])} (the image has them)"),
         ("bytes", f"{total:,} ({total / 1024**2:.1f} MiB)"),
         ("bundle hash", m["bundle_sha256"]),

@@ -62,6 +62,19 @@ class Budget:
     def left(self) -> float:
         return self.soft - time.time()
 
+    def record(self, ended: float) -> dict[str, float]:
+        return {
+            "budget_s": self.budget_s,
+            "safety_margin_s": self.margin_s,
+            "grace_int_s": self.grace_int_s,
+            "grace_term_s": self.grace_term_s,
+            "start": self.start,
+            "soft_deadline": self.soft,
+            "hard_deadline": self.hard,
+            "used_s": round(ended - self.start, 3),
+            "left_s": round(self.start + self.budget_s - ended, 3),
+        }
+
 
 def load_budget(profile: dict[str, str], started: float, where: str = "the env profile") -> Budget:
     """The budget of ``profile`` under the environment's knobs (a bad value is a `BootError`).
@@ -100,6 +113,15 @@ class RunOutcome:
         """How far past the hard deadline (the SIGKILL time) the process group lived; None if not killed."""
         return round(self.ended - self.hard_deadline, 4) if self.signals else None
 
+    def record(self, error: str | None) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "reason": self.reason,
+            "signals": self.signals,
+            "overshoot_s": self.overshoot_s,
+            "error": error,
+        }
+
 
 def run_budgeted(
     cmd: list[str],
@@ -107,6 +129,7 @@ def run_budgeted(
     soft: float,
     grace_int: float,
     grace_term: float,
+    *,
     on_start: Callable[[int], None] | None = None,
 ) -> RunOutcome:
     """Run ``cmd`` in its own process group; SIGINT at ``soft``, then SIGTERM, then SIGKILL.

@@ -44,9 +44,7 @@ from .base import (
     EXIT_BUDGET,
     EXIT_ERROR,
     EXIT_VERIFY,
-    SUBMISSION_NAME,
     BootError,
-    atomic_write,
     env_float,
     log,
 )
@@ -64,10 +62,11 @@ from .budget import (
 )
 from .install import install, parse_lock, plan_install
 from .locate import check_expected, locate_bundle
-from .manifest import bundle_sha256, file_sha256, read_manifest
-from .records import environment_info, find_data_dir, submission_problem, write_records
+from .manifest import bundle_sha256, read_manifest
+from .records import determinism_env, environment_info, find_data_dir, write_records
+from .submit import Submissions
 from .target import check_target
-from .verify import VerifyReport, Verifier, check_bundle
+from .verify import Verifier, VerifyReport, check_bundle
 
 VERIFY_MODES = ("overlap", "strict")
 _REASONS = {EXIT_VERIFY: "verification-failed", EXIT_BUDGET: "budget"}
@@ -101,9 +100,7 @@ class Boot:
         self.budget = Budget(start, DEFAULT_BUDGET_S, DEFAULT_MARGIN_S, 60.0, 30.0)
         self.timings: dict[str, float] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="spectramind-boot-"))
-        self.trusted = self.workdir / "submission.sample.csv"  # written before any bundle code ran
-        self.backup = self.workdir / "submission.last-valid.csv"
-        self.known: dict[str, str] = {}  # sha256 of a submission boot wrote -> its source
+        self.subs = Submissions(out, self.workdir, self._sample)
         self.verifier: Verifier | None = None
         self.verification: dict[str, Any] = {}
         self.pgid: int | None = None
@@ -145,7 +142,7 @@ class Boot:
         self.bundle = locate_bundle(self.input_dir, self.bundle_arg)
         self.profile = read_flat_yaml(self.bundle / "configs" / "env" / f"{self.profile_name}.yaml")
         self.out.mkdir(parents=True, exist_ok=True)
-        self._copy_sample()
+        self.subs.copy_sample()
         if self.start_problem:
             raise BootError(self.start_problem, where="environment", fix="unset SPECTRAMIND_BOOT_START")
         self.budget = load_budget(self.profile, self.budget.start, f"configs/env/{self.profile_name}.yaml")
@@ -183,7 +180,7 @@ class Boot:
                 where=f"budget {self.budget.budget_s} s, margin {self.budget.margin_s} s",
                 fix="raise SPECTRAMIND_BUDGET_S, or start boot earlier in the kernel",
             )
-        self._keep_valid()
+        self.subs.keep_valid()
         env = dict(self.env, SPECTRAMIND_BUDGET_S=f"{max(0.0, self.budget.left()):.3f}")
         log(f"running {' '.join(self.command)} ({self.budget.left():.1f} s to the soft deadline)")
         t = time.time()
@@ -320,31 +317,6 @@ class Boot:
             return [sys.executable, *command[1:]]
         return command
 
-    # --- submissions ---------------------------------------------------------------------------
-
-    def _sample(self) -> Path | None:
-        data = find_data_dir(self.input_dir, self.profile)
-        sample = data / "sample_submission.csv" if data else None
-        return sample if sample is not None and sample.is_file() else None
-
-    def _remember(self, source: str) -> None:
-        target = self.out / SUBMISSION_NAME
-        if target.is_file():
-            self.known[file_sha256(target)] = source
-
-    def _copy_sample(self) -> bool:
-        """The data's sample_submission.csv as the submission: valid, and no bundle code involved."""
-        sample = self._sample()
-        if sample is None:
-            return False
-        data = sample.read_bytes()
-        atomic_write(self.out / SUBMISSION_NAME, data)
-        if not self.trusted.is_file():
-            atomic_write(self.trusted, data)
-        self._remember("sample_submission")
-        log(f"copied {sample} as the first fallback submission")
-        return True
-
     def _fallback(self) -> None:
         """The payload's cheapest valid prediction, before the real command; the sample stays otherwise."""
         limit = env_float("SPECTRAMIND_FALLBACK_TIMEOUT_S", 300.0)
@@ -353,100 +325,46 @@ class Boot:
         deadline = min(self.budget.soft, time.time() + limit)
         env = dict(self.env, SPECTRAMIND_DEADLINE=f"{deadline:.3f}")
         outcome = run_budgeted(cmd, env, deadline, 2.0, 1.0, on_start=self._started)
-        problem = submission_problem(self.out / SUBMISSION_NAME, self._sample())
+        problem = self.subs.problem()
         if outcome.code == 0 and problem is None:
-            self._remember("fallback")
+            self.subs.remember("fallback")
             log("fallback submission written")
             return
         log(f"fallback prediction did not give a valid submission (exit {outcome.code}, {problem})")
-        if not self._restore(self.trusted, "sample_submission"):
-            (self.out / SUBMISSION_NAME).unlink(missing_ok=True)
+        self.subs.back_to_trusted()
 
-    def _restore(self, source: Path, name: str) -> bool:
-        if not source.is_file():
-            return False
-        atomic_write(self.out / SUBMISSION_NAME, source.read_bytes())
-        self._remember(name)
-        return True
-
-    def _keep_valid(self) -> None:
-        target = self.out / SUBMISSION_NAME
-        if submission_problem(target, self._sample()) is None:
-            shutil.copyfile(target, self.backup)
-
-    def _final_submission(self) -> str | None:
-        """Decide what stays as the submission; returns its source."""
-        target, sample = self.out / SUBMISSION_NAME, self._sample()
-        if self.outcome.reason == "verification-failed":  # nothing from unverified code survives
-            if self._restore(self.trusted, "sample_submission"):
-                return "sample_submission"
-            target.unlink(missing_ok=True)
-            return None
-        problem = submission_problem(target, sample)
-        if problem is not None:
-            if self._restore(self.backup, "restored"):
-                log(f"submission after the command was {problem}: restored the last valid one")
-                return "restored"
-            return "sample_submission" if self._copy_sample() else None
-        digest = file_sha256(target)
-        if self.command_started and self.outcome.reason == "completed":
-            return "command" if digest not in self.known else self.known[digest]
-        if digest in self.known:
-            return self.known[digest]
-        return "last-written" if self.command_started else "unknown"
+    def _sample(self) -> Path | None:
+        data = find_data_dir(self.input_dir, self.profile)
+        sample = data / "sample_submission.csv" if data else None
+        return sample if sample is not None and sample.is_file() else None
 
     # --- records -------------------------------------------------------------------------------
 
     def _finish(self) -> None:
         """Whatever happened: a valid submission if one can be had, then the records."""
-        target = self.out / SUBMISSION_NAME
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            source = self._final_submission()
+            source = self.subs.final(reason=self.outcome.reason, command_started=self.command_started)
         except OSError as exc:
             log(f"cannot write to the output dir {self.out}: {exc}")
             shutil.rmtree(self.workdir, ignore_errors=True)
             return
-        final = submission_problem(target, self._sample())
-        info = environment_info(self.profile, env_float("SPECTRAMIND_INFO_TIMEOUT_S", 60.0), self.env)
+        final = self.subs.problem()
+        self.summary.update(
+            environment_info(self.profile, env_float("SPECTRAMIND_INFO_TIMEOUT_S", 60.0), self.env)
+        )
         ended = time.time()
         self.timings["total"] = round(ended - self.budget.start, 4)
-        self.summary.update(info)
         self.summary.update(
             profile_settings={k: self.profile.get(k) for k in ("name", "seed", "deterministic", "threads")},
             seeds={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED"), "seed": self.profile.get("seed")},
-            determinism_env={
-                k: os.environ.get(k)
-                for k in (
-                    "PYTHONHASHSEED",
-                    "CUBLAS_WORKSPACE_CONFIG",
-                    "OMP_NUM_THREADS",
-                    "MKL_NUM_THREADS",
-                    "OPENBLAS_NUM_THREADS",
-                )
-            },
+            determinism_env=determinism_env(),
             timings_s=self.timings,
             verification=self.verification,
-            budget={
-                "budget_s": self.budget.budget_s,
-                "safety_margin_s": self.budget.margin_s,
-                "grace_int_s": self.budget.grace_int_s,
-                "grace_term_s": self.budget.grace_term_s,
-                "start": self.budget.start,
-                "soft_deadline": self.budget.soft,
-                "hard_deadline": self.budget.hard,
-                "used_s": round(ended - self.budget.start, 3),
-                "left_s": round(self.budget.start + self.budget.budget_s - ended, 3),
-            },
-            exit={
-                "code": self.outcome.code,
-                "reason": self.outcome.reason,
-                "signals": self.outcome.signals,
-                "overshoot_s": self.outcome.overshoot_s,
-                "error": self.error,
-            },
+            budget=self.budget.record(ended),
+            exit=self.outcome.record(self.error),
             submission={
-                "path": str(target),
+                "path": str(self.subs.target),
                 "valid": final is None,
                 "problem": final,
                 "source": source if final is None else "none",

@@ -111,6 +111,17 @@ def environment_info(profile: dict[str, str], timeout: float, env: dict[str, str
         return {"python": platform.python_version(), "platform": platform.platform(), "info_error": repr(exc)}
 
 
+def determinism_env() -> dict[str, str | None]:
+    names = (
+        "PYTHONHASHSEED",
+        "CUBLAS_WORKSPACE_CONFIG",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+    )
+    return {k: os.environ.get(k) for k in names}
+
+
 def write_records(out: Path, summary: dict[str, Any]) -> None:
     """``run_hash_summary_v50.json`` (atomic) and one appended entry of ``v50_debug_log.md``."""
     atomic_write(
@@ -141,8 +152,6 @@ def write_records(out: Path, summary: dict[str, Any]) -> None:
         fh.write("\n".join(lines) + "\n\n")
 
 
-
-
 def _delta_line(summary: dict[str, Any]) -> str:
     act, inst = summary.get("activate") or {}, summary.get("install") or {}
     if inst.get("installer"):
@@ -151,7 +160,9 @@ def _delta_line(summary: dict[str, Any]) -> str:
             f"{len(inst.get('satisfied', []))} already satisfied"
         )
     if act.get("site"):
-        return f"{act.get('distributions')} distribution(s) activated in place from site/ (pyc {act.get('pyc')})"
+        return (
+            f"{act.get('distributions')} distribution(s) activated in place from site/ (pyc {act.get('pyc')})"
+        )
     return "nothing to activate"
 
 
