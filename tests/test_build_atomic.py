@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def test_killed_build_leaves_previous_bundle_intact(
     # Change an input so the killed build's stage differs from the published bundle.
     (tiny.root / "configs" / "model" / "v50.yaml").write_text("changed: true\n")
     printed = _kill_build_at(tiny, out, step)
-    assert "[1/11] wheelhouse" in printed
+    assert re.search(r"\[1/\d+\] wheelhouse", printed)
 
     assert tree_bytes(out) == before  # the previous bundle, byte for byte
     report = verify_bundle(out)
@@ -100,5 +101,5 @@ def test_failed_build_removes_its_stage_and_keeps_the_old_bundle(
 def test_killed_first_build_leaves_no_bundle_at_all(tiny: TinyProject) -> None:
     out = tiny.root / "dist" / "bundle"
     _kill_build_at(tiny, out, "publish")
-    assert not out.exists()  # no half-written bundle: only the hidden stage of the dead build
-    assert [p.name.split("-")[0] for p in out.parent.iterdir()] == [".bundle.staging"]
+    assert not out.exists()  # no half-written bundle: only the hidden stage (and scratch) of the dead build
+    assert {p.name.split("-")[0] for p in out.parent.iterdir()} == {".bundle.staging"}

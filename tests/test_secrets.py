@@ -91,7 +91,10 @@ def test_build_fails_with_file_and_line_and_prints_no_secret(
         "configs/kaggle.json": ('{"username": "me", "key": "' + KAGGLE_HEX + '"}', "configs/kaggle.json ("),
         "weights/.env": (f"KAGGLE_KEY={KAGGLE_HEX}\n", "weights/.env ("),
         "configs/env/extra.yaml": (f"a: 1\naws: {AWS_ID}\n", "configs/env/extra.yaml:2 (AWS access key id)"),
-        "src/spectramind/leak.py": (f"\n\nTOKEN = '{GH_TOKEN}'\n", "!spectramind/leak.py:3 (GitHub token)"),
+        "src/spectramind/leak.py": (
+            f"\n\nTOKEN = '{GH_TOKEN}'\n",
+            "site/lib/spectramind/leak.py:3 (GitHub token)",
+        ),
     }
     for relpath, (content, _) in planted.items():
         (tiny.root / relpath).write_text(content)

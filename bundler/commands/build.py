@@ -83,18 +83,18 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def git_info(root: Path, content: list[str] | None = None) -> tuple[str | None, int | None]:
-    """HEAD's commit, and the time of the last commit that touched ``content`` (HEAD's when empty).
+    """The last commit that touched ``content`` (HEAD when empty or none did), and its time.
 
-    Dating the build by its packed inputs rather than by HEAD keeps the bundle (so its hash) the
-    same across commits that change nothing packed, e.g. docs: push then uploads nothing.
-    Returns (None, None) outside a git checkout.
+    The bundle names and dates itself by its packed inputs rather than by HEAD: both are covered by
+    ``bundle_sha256``, and a commit that changes nothing packed (docs, say) keeps the bundle, so its
+    hash, the same: push then uploads nothing. Returns (None, None) outside a git checkout.
     """
-    head = _git(root, "log", "-1", "--format=%H %ct")
-    if head is None or len(head.split()) != 2:
+    fmt = ("log", "-1", "--format=%H %ct")
+    found = (_git(root, *fmt, "--", *content) if content else None) or _git(root, *fmt)
+    if found is None or len(found.split()) != 2 or not found.split()[1].isdigit():
         return None, None
-    commit, head_time = head.split()
-    touched = _git(root, "log", "-1", "--format=%ct", "--", *content) if content else None
-    return commit, int(touched) if touched and touched.isdigit() else int(head_time)
+    commit, when = found.split()
+    return commit, int(when)
 
 
 def source_date_epoch(commit_time: int | None) -> int:

@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> Result:
         "sandbox": {
             "exit_code": sim.get("exit_code"),
             "reason": sim.get("reason"),
-            "install_s": timings.get("install"),
+            "activate_s": timings.get("activate"),  # bundle.install=site: nothing is installed at boot
+            "install_s": timings.get("install"),  # bundle.install=wheels
             "run_s": timings.get("run"),
             "seconds": sim.get("seconds"),
         },
@@ -144,11 +145,16 @@ def run(args: argparse.Namespace) -> Result:
     size_mb = (build.get("bytes") or 0) / 1e6
     rows = [
         ("bundle", f"{bundle}  sha256 {str(build.get('bundle_sha256'))[:16]}…  {size_mb:.1f} MB"),
-        ("wheels", f"{len(shipped)} shipped, {len(build.get('skipped', []))} skipped (already in the image)"),
+        ("delta", f"{len(shipped)} packages, {len(build.get('skipped', []))} skipped (already in the image)"),
         ("weights", weights),
         ("lock", lock_state),
         ("sandbox", f"exit {sim.get('exit_code')} ({sim.get('reason')}), offline, budget {args.budget:g} s"),
-        ("install", f"{timings.get('install', '?')} s"),
+        (
+            "boot",
+            f"activate {timings['activate']} s (nothing installed)"
+            if "activate" in timings
+            else f"install {timings.get('install', '?')} s",
+        ),
         ("run", f"{timings.get('run', '?')} s"),
         ("score", f"{score.get('score', float('nan')):.4f} (0 = reference, 1 = ideal)"),
         ("outputs", f"{sim.get('out')} (submission.csv, run_hash_summary_v50.json, v50_debug_log.md)"),
