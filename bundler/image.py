@@ -10,9 +10,17 @@ Written by ``python -m bundler probe`` inside the image. Schema (version 1)::
       "platform": {"system": "Linux", "machine": "x86_64", "glibc": "2.36",
                    "platforms": ["manylinux_2_36_x86_64", ...],      # accepted platform tags
                    "tags": ["cp311-cp311-manylinux_2_36_x86_64", ...]},  # full interpreter tags
-      "cuda": {"driver": null, "runtime": null},
-      "distributions": [{"name": "numpy", "version": "2.1.3", "requires_dist": ["..."]}, ...]
+      "cuda": {"driver": null, "runtime": null, "torch_cuda": null,     # torch_cuda: "12.6" for
+               "packages": ["nvidia-cublas-cu12==12.6.4.1", ...]},       #   a +cu126 build
+      "tools": {"uv": {"path": "...", "version": "0.9.5"}, "nvidia-smi": null},   # optional
+      "kaggle": {"docker_image": "gcr.io/kaggle-images/python@sha256:..."},       # optional
+      "source": {...}, "assumed": {...},          # optional: how a freeze-derived manifest was made
+      "distributions": [{"name": "numpy", "version": "2.1.3", "requires_dist": ["..."]},
+                        {"name": "torch", "version": "2.10.0+cpu", "requires_dist": [],
+                         "requires_unknown": true}, ...]      # the index could not describe it
     }
+
+``kaggle.docker_image`` is what kernels pin (``docker_image`` in kernel-metadata.json).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ class Distribution:
     name: str
     version: str
     requires: tuple[str, ...]
+    requires_unknown: bool = False  # Requires-Dist could not be learnt (freeze-derived manifests)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class ImageManifest:
     glibc: str | None
     cuda: dict[str, Any]
     distributions: dict[str, Distribution]
+    docker_image: str | None = None  # kaggle.docker_image: what kernels pin
 
     def get(self, name: str) -> Distribution | None:
         return self.distributions.get(str(canonicalize_name(name)))
@@ -74,7 +84,10 @@ def parse_image(data: dict[str, Any], *, name: str, sha256: str, where: str) -> 
     try:
         dists: dict[str, Distribution] = {
             str(canonicalize_name(d["name"])): Distribution(
-                name=d["name"], version=d["version"], requires=tuple(d.get("requires_dist") or ())
+                name=d["name"],
+                version=d["version"],
+                requires=tuple(d.get("requires_dist") or ()),
+                requires_unknown=bool(d.get("requires_unknown")),
             )
             for d in data["distributions"]
         }
@@ -87,6 +100,7 @@ def parse_image(data: dict[str, Any], *, name: str, sha256: str, where: str) -> 
             glibc=data["platform"].get("glibc"),
             cuda=dict(data.get("cuda") or {}),
             distributions=dists,
+            docker_image=(data.get("kaggle") or {}).get("docker_image"),
         )
     except (KeyError, TypeError) as exc:
         raise UsageError(
@@ -125,8 +139,10 @@ def load_image(config_dir: Path, name: str) -> ImageManifest:
             f"unknown image manifest '{name}'",
             where=str(path),
             fix=(
-                f"choose one of {known or '(none)'} with target.image=NAME, or capture yours with "
-                f"`python -m bundler probe --out {path}` inside the Kaggle image"
+                f"choose one of {known or '(none)'} with target.image=NAME, capture yours with "
+                f"`python -m bundler probe --out {path}` inside the Kaggle image, or derive it from "
+                f"the image's `pip freeze` list: `python -m bundler probe --from-freeze FILE --name {name} "
+                "--python X.Y --glibc A.B`"
             ),
         )
     return load_image_file(path)
