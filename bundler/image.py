@@ -35,6 +35,16 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bundler.errors import UsageError
+from bundler.probe import torch_cuda_from_version
+
+# NVIDIA's pure-Python packages; every other nvidia-* distribution is a CUDA library torch loads.
+_NOT_CUDA_LIBRARIES = frozenset({"nvidia-ml-py", "nvidia-ml-py3"})
+
+
+def is_cuda_library(name: str) -> bool:
+    """``nvidia-cublas-cu12``, ``nvidia-cudnn-cu12``, ``nvidia-cuda-runtime`` ...: CUDA wheels."""
+    key = str(canonicalize_name(name))
+    return key.startswith("nvidia-") and key not in _NOT_CUDA_LIBRARIES
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,27 @@ class ImageManifest:
     cuda: dict[str, Any]
     distributions: dict[str, Distribution]
     docker_image: str | None = None  # kaggle.docker_image: what kernels pin
+
+    @property
+    def torch_cuda(self) -> str | None:
+        """The CUDA version of the image's torch build (``12.4`` for ``2.5.1+cu124``); None on CPU."""
+        recorded = self.cuda.get("torch_cuda")
+        if recorded:
+            return str(recorded)
+        torch = self.get("torch")
+        return torch_cuda_from_version(torch.version) if torch else None
+
+    def built_for_image(self, name: str) -> bool:
+        """True for what only the image can provide: a build the public index does not publish
+        (a local version such as ``+cpu``) or, in a GPU image, its CUDA libraries (``nvidia-*``)."""
+        dist = self.get(name)
+        if dist is None:
+            return False
+        try:
+            local = Version(dist.version).local is not None
+        except InvalidVersion:
+            local = True
+        return local or (self.torch_cuda is not None and is_cuda_library(name))
 
     def get(self, name: str) -> Distribution | None:
         return self.distributions.get(str(canonicalize_name(name)))
