@@ -7,9 +7,13 @@ Stdlib only: it runs inside a Kaggle kernel before anything is installed. Three 
     # or paste this file into a Kaggle notebook cell and run it: it writes
     # /kaggle/working/<name>.json (download it from the kernel's output)
 
+Without a kernel, ``python -m bundler probe --from-freeze FILE`` derives a manifest from a
+``pip freeze`` list instead (``bundler/freeze.py``; not stdlib-only, never imported here).
+
 The JSON shape is the schema documented in ``bundler/image.py`` (schema 1): python, platform
-(glibc, accepted platform tags, full interpreter tags), cuda, and every installed distribution with
-its version and Requires-Dist. The tag logic mirrors ``packaging.tags.sys_tags`` (which cannot be
+(glibc, accepted platform tags, full interpreter tags), cuda (with torch's CUDA build and the
+``nvidia-*`` packages), tools on PATH (uv, nvidia-smi), and every installed distribution with its
+version and Requires-Dist. The tag logic mirrors ``packaging.tags.sys_tags`` (which cannot be
 imported here); ``tests/test_probe.py`` checks the two agree on the machine running the tests.
 """
 

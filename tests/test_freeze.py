@@ -198,3 +198,19 @@ def test_pypi_describes_real_packages(project: Path, capsys: pytest.CaptureFixtu
     assert "charset-normalizer <4,>=2" in dists["requests"]["requires_dist"]  # as the wheel writes it
     assert dists["six"]["requires_dist"] == []
     assert [u["name"] for u in data["requires_unknown"]] == ["torch"]
+
+
+def test_shipped_targets_name_a_manifest_or_say_how_to_make_one(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kaggle-cp312 locks against the shipped Kaggle manifest; ariel2025-cp311 has no real package
+    list to derive one from, so it stops and names both ways to make its manifest."""
+    from bundler.config import load
+
+    settings = load(["target=kaggle-cp312"], str(repo / "configs"))
+    assert settings.image_manifest.is_file() and settings.target.image == "kaggle-cpu-2026-06"
+    code = main(["lock", "--check", "--config-dir", str(repo / "configs"), "target=ariel2025-cp311"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2
+    assert "unknown image manifest 'ariel2025-cp311'" in err
+    assert "python -m bundler probe --from-freeze FILE --name ariel2025-cp311" in err
