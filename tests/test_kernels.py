@@ -130,6 +130,8 @@ def test_repo_kernel_definition_and_its_script(repo: Path, tmp_path: Path) -> No
 
 def test_kernels_pin_the_image_the_manifest_records(repo: Path, tmp_path: Path) -> None:
     """docker_image / docker_image_pinning_type reach Kaggle through the official client's push."""
+    from spectramind.shim import MANIFEST_NAME, MANIFEST_SCHEMA
+    from spectramind.shim.manifest import seal
     from tests.kaggle_server import USERNAME, KaggleServer
     from tests.test_push import make_bundle, push
 
@@ -140,6 +142,8 @@ def test_kernels_pin_the_image_the_manifest_records(repo: Path, tmp_path: Path) 
     assert plans[0].meta["docker_image"] == ref and plans[0].meta["docker_image_pinning_type"] == "original"
     kernels.write_kernels(plans, tmp_path / "dist" / "kernels")
     bundle, _ = make_bundle(tmp_path)
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text())  # sealed as this checkout's boot reads it
+    (bundle / MANIFEST_NAME).write_text(json.dumps(seal({**manifest, "schema": MANIFEST_SCHEMA})))
     with KaggleServer() as server:
         code, _, err = push(repo, tmp_path, bundle, server)
     assert code == 0, err

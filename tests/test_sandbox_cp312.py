@@ -31,7 +31,9 @@ def test_cp312_bundle_boots_with_the_image_python(tmp_path: Path) -> None:
     )
     target = {**running_target(), "python": "3.12", "abi": "cp312"}
     pins = [Pin("alpha", "1.0", kit.alpha), Pin("imgpkg", "1.0", kit.imgpkg, ship=False)]
-    bundle = make_bundle(tmp_path / "bundle", BundleSpec(pins, kit.spectramind, kit.uv, target))
+    bundle = make_bundle(
+        tmp_path / "bundle", BundleSpec(pins=pins, spectramind=kit.spectramind, target=target, pyc=False)
+    )
     out = tmp_path / "working"
     proc, data = kit.simulate(bundle, out, "--command", "spectramind test")
     assert proc.returncode == 0, proc.stderr
@@ -43,7 +45,8 @@ def test_cp312_bundle_boots_with_the_image_python(tmp_path: Path) -> None:
     # A bundle that relies on the image's own torch build: the sandbox says so by name.
     torch = Pin("torch", "2.10.0", kit.alpha, ship=False)
     needs_torch = make_bundle(
-        tmp_path / "torch-bundle", BundleSpec([*pins, torch], kit.spectramind, kit.uv, target)
+        tmp_path / "torch-bundle",
+        BundleSpec(pins=[*pins, torch], spectramind=kit.spectramind, target=target, pyc=False),
     )
     proc, _ = kit.simulate(needs_torch, tmp_path / "payload")
     assert proc.returncode == 2
