@@ -2,7 +2,8 @@
 
     python bench/run_all.py [--out docs/benchmarks.md] [--skip-nominal]
 
-Needs PyPI (the wheelhouse benchmark downloads the naive way for comparison, ~640 MB) and a built
+Needs PyPI (the wheelhouse benchmark downloads the naive way for comparison, ~640 MB; the image lock
+benchmark resolves against it once) and a built
 bundle (``python -m bundler build``; the boot benchmark builds one when ``dist/bundle`` is absent).
 """
 
@@ -92,6 +93,14 @@ def render(results: dict[str, Any], machine: str, when: str) -> str:
         f"| `subprocess.run(timeout=)`: {budget['naive']['overshoot_s']:.2f} s (grandchild survives; "
         f"capped at {budget['naive']['capped']:g} s) | {budget['naive_over_shim']}x less |",
     ]
+    lock = results.get("lock_image")
+    if lock:
+        lines.append(
+            f"| lock against the real Kaggle image (`{lock['image']}`, {lock['image_distributions']} distributions; "
+            f"{lock['kept_at_image_version']} of {lock['pins']} pins kept at the image's version) "
+            f"| warm {lock['warm_median_s']} s (median of {len(lock['warm_s'])}) | cold {lock['cold_s']} s "
+            f"| goal <= {lock['goal_s']:g} s warm: {'met' if lock['meets_goal'] else 'missed'} |"
+        )
     if "nominal_memory" in pred:
         mem = pred["nominal_memory"]
         lines.append(
@@ -141,6 +150,7 @@ def main() -> int:
         **({"boot_tmpfs": _bench("bench_boot.py", *boot_args, "--tmp", "/dev/shm")} if _tmpfs() else {}),
         "budget": _bench("bench_budget.py", "--json"),
         "predict": _bench("bench_predict.py", *(["--skip-nominal"] if args.skip_nominal else [])),
+        "lock_image": _bench("bench_lock_image.py", "--json"),
     }
     text = render(results, machine, when)
     tmp = args.out.with_suffix(".tmp")

@@ -21,6 +21,7 @@ COMMANDS = {
     "simulate": "bundler.commands.simulate",
     "push": "bundler.commands.push",
     "demo": "bundler.commands.demo",
+    "probe": "bundler.freeze",  # probe --from-freeze; the live probe runs before any import (stdlib-only)
 }
 
 
@@ -72,15 +73,29 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--budget", type=float, default=600.0, help="sandbox time budget in seconds")
     demo.add_argument("overrides", nargs="*", help="Hydra overrides")
 
-    probe = sub.add_parser("probe", help="describe this Python image as JSON (stdlib-only)")
+    probe = add("probe", "describe this Python image as JSON (stdlib-only), or one from a pip freeze list")
     probe.add_argument("--out", default=None, help="write the manifest here instead of stdout")
     probe.add_argument("--name", default=None, help="image name recorded in the manifest")
+    probe.add_argument("--note", default=None, help="how the image was captured / can be recreated")
+    probe.add_argument("--docker-image", default=None, help="the image's Docker reference (kernels pin it)")
+    probe.add_argument(
+        "--from-freeze",
+        metavar="FILE",
+        default=None,
+        help="derive the manifest from `pip freeze` output instead (default --out: configs/images/NAME.json)",
+    )
+    probe.add_argument("--python", default=None, help="with --from-freeze: the image's Python, e.g. 3.12")
+    probe.add_argument("--glibc", default=None, help="with --from-freeze: the image's glibc, e.g. 2.35")
+    probe.add_argument("--offline", action="store_true", help="with --from-freeze: use only the cache")
+    probe.add_argument(
+        "overrides", nargs="*", help="with --from-freeze: overrides, e.g. bundle.index_url=URL"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "probe":
+    if args.command == "probe" and not args.from_freeze:  # the live probe stays stdlib-only
         import bundler.probe
 
         return int(bundler.probe.main(args))

@@ -44,6 +44,7 @@ class BundleSettings:
     cache_dir: str = "~/.cache/spectramind-bundler"
     limits: Limits = field(default_factory=Limits)
     kernel: KernelShape = field(default_factory=KernelShape)
+    self_contained: bool = False  # ship what the image has too (not its own builds: +cpu, CUDA libs)
 
 
 @dataclass(frozen=True)

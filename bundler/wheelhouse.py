@@ -34,7 +34,7 @@ from bundler.clobber import Installed, check_clobber, wheel_requires
 from bundler.config import Settings
 from bundler.errors import BundlerError, VerificationError
 from bundler.fetch import Cache, IndexClient, IndexFile, choice_key, hash_file, safe_url, verify_download
-from bundler.image import ImageManifest, load_image
+from bundler.image import ImageManifest, is_cuda_library, load_image
 from bundler.lockfile import LockedPin, check_fresh, check_target, parse_lock
 from bundler.output import console
 from bundler.sdist import build_pure_wheel
@@ -248,10 +248,13 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
                 fix="re-lock with `python -m bundler lock`",
             )
         seen[pin.name] = pin
-        if image.has(pin.name, pin.version):
+        if image.has(pin.name, pin.version) and (
+            not settings.bundle.self_contained or image.built_for_image(pin.name)
+        ):
             skipped.append({"name": pin.name, "version": pin.version})
             continue
         jobs.append(_Job(pin, choice_key(pin.name, pin.version, pin.hashes, tags.key()), where))
+    check_gpu_stack(image, [job.pin for job in jobs], str(lock))
     warnings: list[str] = []
     if image.abi and image.abi != settings.target.abi:
         warnings.append(
@@ -259,6 +262,29 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
             f"{settings.target.image} was captured on {image.abi}: check target.image"
         )
     return _Plan(jobs, sorted(skipped, key=lambda s: s["name"]), image, env, tags, warnings)
+
+
+def check_gpu_stack(image: ImageManifest, pins: list[LockedPin], where: str) -> None:
+    """A GPU image's torch build and CUDA libraries come from the image, never from the bundle:
+    the index's torch is another build (CPU, or CUDA for another driver) and its nvidia-* wheels
+    weigh gigabytes."""
+    cuda = image.torch_cuda
+    if cuda is None:
+        return
+    torch = image.get("torch")
+    found = [
+        f"torch {pin.version} (the image's is the CUDA {cuda} build {torch.version if torch else '?'})"
+        for pin in pins
+        if pin.name == "torch"
+    ]
+    found += [f"{pin.name} {pin.version} (a CUDA library)" for pin in pins if is_cuda_library(pin.name)]
+    if found:
+        raise BundlerError(
+            f"the bundle would ship part of the GPU image's CUDA stack: {', '.join(found)}",
+            where=where,
+            fix="relax requirements.in so the lock keeps the image's torch (and re-lock), or lock "
+            "against a manifest of the image you mean to run on",
+        )
 
 
 def _missing_offline(jobs: list[_Job], cache: Cache) -> list[str]:

@@ -253,7 +253,13 @@ def step_lock(inp: BuildInputs, st: BuildState) -> None:
 def step_metadata(inp: BuildInputs, st: BuildState) -> None:
     bundle = inp.settings.bundle
     pack.write_json(st.stage / kernels.METADATA_NAME, kernels.dataset_metadata(bundle))
-    st.kernel_plan = kernels.plan_kernels(inp.settings.path(bundle.kernels_dir), bundle)
+    image = load_image(inp.settings.config_dir, inp.settings.target.image)
+    st.kernel_plan = kernels.plan_kernels(inp.settings.path(bundle.kernels_dir), bundle, image.docker_image)
+    if st.kernel_plan and not image.docker_image:
+        st.warnings.append(
+            f"image manifest {inp.settings.target.image} records no kaggle.docker_image: kernels run on "
+            "Kaggle's current image, which may differ from the one the lock was made against"
+        )
 
 
 def step_sbom(inp: BuildInputs, st: BuildState) -> None:
