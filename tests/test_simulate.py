@@ -51,11 +51,14 @@ class SimKit:
         )
         self.data = make_data(root / "data")
 
-    def bundle(self, tmp: Path, *, ship_alpha: bool = True, install: str = "site") -> Path:
+    def bundle(
+        self, tmp: Path, *, ship_alpha: bool = True, install: str = "site", skipped: tuple[Pin, ...] = ()
+    ) -> Path:
         spec = BundleSpec(
             pins=[
                 Pin("alpha", "1.0", self.alpha, ship=ship_alpha),
                 Pin("imgpkg", "1.0", self.imgpkg, ship=False),
+                *skipped,
             ],
             spectramind=self.spectramind,
             install=install,
@@ -181,6 +184,28 @@ def test_too_small_budget_exits_124_with_valid_submission(kit: SimKit, tmp_path:
     assert data["submission"]["valid"] is True
     assert data["seconds"] < 15
     assert [s["signal"] for s in data["signals"]] == ["SIGINT"]  # python exits on KeyboardInterrupt
+
+
+def test_image_drift_both_ways_is_named_before_the_payload_runs(kit: SimKit, tmp_path: Path) -> None:
+    # Locked against an image that had imgdep 2.0 and ghostpkg 1.0; the live image has imgdep 3.0
+    # and no ghostpkg at all.
+    drifted = (
+        Pin("imgdep", "2.0", kit.imgdep, ship=False),
+        Pin("ghostpkg", "1.0", kit.alpha, ship=False),
+    )
+    out = tmp_path / "w"
+    proc, _ = kit.simulate(kit.bundle(tmp_path, skipped=drifted), out)
+    assert proc.returncode == 0, proc.stderr  # drift is named, the run goes on (the fallback is on disk)
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert sorted(summary["drift"], key=lambda d: d["name"]) == [
+        {"name": "ghostpkg", "locked": "1.0", "found": None},
+        {"name": "imgdep", "locked": "2.0", "found": "3.0"},
+    ]
+    line = next(x for x in proc.stderr.splitlines() if "image drift" in x)
+    assert "imgdep: locked 2.0" in line and "found 3.0" in line and "ghostpkg: locked 1.0" in line
+    assert proc.stderr.index("image drift") < proc.stderr.index("fallback submission written")
+    log = (out / "v50_debug_log.md").read_text()
+    assert "ghostpkg 1.0 -> None" in log and "imgdep 2.0 -> 3.0" in log
 
 
 def test_refuses_to_empty_a_foreign_out_dir(kit: SimKit, tmp_path: Path) -> None:
