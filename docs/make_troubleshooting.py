@@ -24,6 +24,8 @@ EXIT = {
     "DataError": "1",
     "ConfigError": "2",
     "BudgetExhausted": "124",
+    "CommandLineError": "2",
+    "FileSystemError": "1",
     "BundlerError": "1",
     "ResolutionError": "1",
     "NotFound": "1",
