@@ -229,3 +229,17 @@ def test_commands_create_nothing_outside_the_project_and_their_outputs(tmp_path:
     assert {p.name for p in Path("/").iterdir()} - root_before == set()
     assert not nowhere.exists()
     assert list(cwd.iterdir()) == []
+
+
+def test_removing_a_key_a_command_reads_is_a_usage_error(tmp_path: Path) -> None:
+    proc = run(
+        "spectramind.cli",
+        "make-data",
+        "--json",
+        "~data.root",
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path), "SPECTRAMIND_CONFIG_DIR": str(REPO / "configs")},
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    data = one_json(proc)
+    assert data["error"] == "ConfigError" and "'data.root'" in data["what"] and "data.root" in data["fix"]

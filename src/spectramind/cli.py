@@ -118,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(os_error(exc, "spectramind " + " ".join(args)), name, as_json=as_json)
     except Exception as exc:
         if not type(exc).__module__.startswith("omegaconf."):
-            raise
+            raise  # a bug: the traceback is what a report needs
         from spectramind.config import config_key_error
 
-        return _fail(config_key_error(exc) or CommandLineError(str(exc)), name, as_json=as_json)
+        key_error = config_key_error(exc)  # a key an override removed
+        if key_error is None:
+            raise
+        return _fail(key_error, name, as_json=as_json)
     return code
 
 
