@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from spectramind import __version__
-from spectramind.errors import SpectraMindError, os_error
+from spectramind.errors import Interrupted, SpectraMindError, os_error
 
 if TYPE_CHECKING:
     from bundler.output import Result
@@ -63,7 +63,9 @@ def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
         epilog=f"Run '{PROG} COMMAND --help' for a command's options and examples.",
     )
     top.add_argument("--version", action="version", version=f"{PROG} (spectramind {__version__})")
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = top.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (each command has --help)"
+    )
     commands: dict[str, _Parser] = {}
 
     def add(name: str, help_: str, *, common: bool = True) -> _Parser:
@@ -182,10 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(key_error, command, as_json=as_json)
     except KeyboardInterrupt:
-        from bundler.output import console
-
-        console.print("interrupted")
-        return 130
+        stopped = Interrupted("interrupted", where=f"{PROG} {' '.join(argv)}", fix="run the command again")
+        return _fail(stopped, command, as_json=as_json)
     from bundler.output import render
 
     render(result, as_json=as_json)

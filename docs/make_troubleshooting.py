@@ -26,6 +26,7 @@ EXIT = {
     "BudgetExhausted": "124",
     "CommandLineError": "2",
     "FileSystemError": "1",
+    "Interrupted": "130",
     "BundlerError": "1",
     "ResolutionError": "1",
     "NotFound": "1",

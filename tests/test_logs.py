@@ -36,3 +36,25 @@ def test_build_log_has_no_progress_glyphs_and_no_wrapped_lines(
     assert [line for line in lines if any(g in line for g in LIVE_GLYPHS)] == []
     assert len(str(out)) > 120 and any(str(out) in line for line in lines)  # whole, on one line
     assert all("\r" not in line and "\x1b[" not in line for line in lines)  # no cursor tricks
+
+
+def test_status_and_progress_off_a_terminal_are_one_plain_line_each() -> None:
+    """The sandbox's 'image environment' spinner and any progress bar print their text once, plainly."""
+    script = (
+        "from bundler.output import console, progress_display\n"
+        "with console.status('preparing the image environment'):\n"
+        "    pass\n"
+        "with progress_display() as p:\n"
+        "    t = p.add_task('download x.whl', total=10)\n"
+        "    p.update(t, advance=10)\n"
+        "console.print('/' + 'long-path-segment/' * 12 + 'end')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stderr.splitlines() == [
+        "preparing the image environment",
+        "download x.whl",
+        "/" + "long-path-segment/" * 12 + "end",
+    ]

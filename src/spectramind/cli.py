@@ -15,7 +15,7 @@ import sys
 from typing import NoReturn
 
 from spectramind import __version__
-from spectramind.errors import CommandLineError, SpectraMindError, os_error
+from spectramind.errors import CommandLineError, Interrupted, SpectraMindError, os_error
 
 # command -> (module, one-line help, examples)
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -92,30 +92,35 @@ def _fail(error: SpectraMindError, command: str | None, *, as_json: bool) -> int
     return error.exit_code
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in args
+def _dispatch(args: list[str]) -> int:
     if args and args[0] in {"-h", "--help"}:
         print(_usage(), file=sys.stderr)
         return 0
     if args and args[0] == "--version":
         print(f"spectramind {__version__}")
         return 0
-    name = args[0] if args else None
+    if not args or args[0] not in COMMANDS:
+        raise CommandLineError(
+            f"unknown command '{args[0]}'" if args else "no command given",
+            where="spectramind " + " ".join(args),
+            fix=f"spectramind --help; the commands are {', '.join(COMMANDS)}",
+        )
+    module = importlib.import_module(COMMANDS[args[0]][0])
+    return int(module.main(args[1:]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    name = args[0] if args and args[0] in COMMANDS else None
+    where = "spectramind " + " ".join(args)
     try:
-        if name not in COMMANDS:
-            what = f"unknown command '{name}'" if name else "no command given"
-            raise CommandLineError(
-                what,
-                where="spectramind " + " ".join(args),
-                fix=f"spectramind --help; the commands are {', '.join(COMMANDS)}",
-            )
-        module = importlib.import_module(COMMANDS[name][0])
-        code: int = module.main(args[1:])
+        return _dispatch(args)
     except SpectraMindError as error:
-        return _fail(error, name, as_json=as_json)
+        failure = error
     except OSError as exc:  # disk full, permission, read-only, a missing input: the same family
-        return _fail(os_error(exc, "spectramind " + " ".join(args)), name, as_json=as_json)
+        failure = os_error(exc, where)
+    except KeyboardInterrupt:
+        failure = Interrupted("interrupted", where=where, fix="run the command again")
     except Exception as exc:
         if not type(exc).__module__.startswith("omegaconf."):
             raise  # a bug: the traceback is what a report needs
@@ -124,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         key_error = config_key_error(exc)  # a key an override removed
         if key_error is None:
             raise
-        return _fail(key_error, name, as_json=as_json)
-    return code
+        failure = key_error
+    return _fail(failure, name, as_json="--json" in args)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,12 @@ class BudgetExhausted(SpectraMindError):
     exit_code = EXIT_BUDGET
 
 
+class Interrupted(SpectraMindError):
+    """Ctrl-C (SIGINT) stopped the command before it finished (exit 130, as shells report it)."""
+
+    exit_code = 130
+
+
 class FileSystemError(SpectraMindError):
     """The operating system refused a file operation: disk full, permission, read-only, missing path."""
 

@@ -240,7 +240,10 @@ def _render(checks: list[Check]) -> None:
     style = {OK: "green", FAIL: "bold red", SKIP: "yellow"}
     for c in checks:
         table.add_row(c.name, Text(c.status, style=style[c.status]), Text(c.detail))
-    Console(stderr=True, highlight=False).print(table)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # a log: no wrapping, so paths stay whole
+        console.width = 10_000
+    console.print(table)
 
 
 def main(argv: list[str]) -> int:
