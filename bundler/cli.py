@@ -59,7 +59,7 @@ def _epilog(name: str) -> str:
 def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
     top = _Parser(
         prog=PROG,
-        description=__doc__.splitlines()[0].split(": ", 1)[1],
+        description="Build, check and push the Kaggle-offline bundle of SpectraMind V50.",
         epilog=f"Run '{PROG} COMMAND --help' for a command's options and examples.",
     )
     top.add_argument("--version", action="version", version=f"{PROG} (spectramind {__version__})")
