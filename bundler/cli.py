@@ -163,7 +163,7 @@ def _fail(error: SpectraMindError, command: str | None, *, as_json: bool) -> int
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
-    command = argv[0] if argv and argv[0] in COMMANDS else None
+    command = argv[0] if argv and argv[0] in {*COMMANDS, "probe"} else None
     try:
         args = parse(argv)
         if args.command == "probe":
