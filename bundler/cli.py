@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from spectramind import __version__
-from spectramind.errors import Interrupted, SpectraMindError, os_error
+from spectramind.errors import SpectraMindError, in_family
 
 if TYPE_CHECKING:
     from bundler.output import Result
@@ -172,20 +172,11 @@ def main(argv: list[str] | None = None) -> int:
             return int(bundler.probe.main(args))
         module = importlib.import_module(COMMANDS[args.command])
         result: Result = module.run(args)
-    except SpectraMindError as error:
-        return _fail(error, command, as_json=as_json)
-    except OSError as exc:  # disk full, permission, read-only, a missing input: the same family
-        return _fail(os_error(exc, f"{PROG} {' '.join(argv)}"), command, as_json=as_json)
-    except Exception as exc:
-        from spectramind.config import config_key_error
-
-        key_error = config_key_error(exc)  # a key an override removed
-        if key_error is None:
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = in_family(exc, f"{PROG} {' '.join(argv)}")
+        if failure is None:
             raise
-        return _fail(key_error, command, as_json=as_json)
-    except KeyboardInterrupt:
-        stopped = Interrupted("interrupted", where=f"{PROG} {' '.join(argv)}", fix="run the command again")
-        return _fail(stopped, command, as_json=as_json)
+        return _fail(failure, command, as_json=as_json)
     from bundler.output import render
 
     render(result, as_json=as_json)

@@ -15,7 +15,7 @@ import sys
 from typing import NoReturn
 
 from spectramind import __version__
-from spectramind.errors import CommandLineError, Interrupted, SpectraMindError, os_error
+from spectramind.errors import CommandLineError, SpectraMindError, in_family
 
 # command -> (module, one-line help, examples)
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -112,25 +112,13 @@ def _dispatch(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     name = args[0] if args and args[0] in COMMANDS else None
-    where = "spectramind " + " ".join(args)
     try:
         return _dispatch(args)
-    except SpectraMindError as error:
-        failure = error
-    except OSError as exc:  # disk full, permission, read-only, a missing input: the same family
-        failure = os_error(exc, where)
-    except KeyboardInterrupt:
-        failure = Interrupted("interrupted", where=where, fix="run the command again")
-    except Exception as exc:
-        if not type(exc).__module__.startswith("omegaconf."):
-            raise  # a bug: the traceback is what a report needs
-        from spectramind.config import config_key_error
-
-        key_error = config_key_error(exc)  # a key an override removed
-        if key_error is None:
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = in_family(exc, "spectramind " + " ".join(args))
+        if failure is None:
             raise
-        failure = key_error
-    return _fail(failure, name, as_json="--json" in args)
+        return _fail(failure, name, as_json="--json" in args)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def compose(overrides: list[str] | None = None, config_dir: Path | None = None) 
     return cfg
 
 
-def config_key_error(exc: Exception) -> ConfigError | None:
+def config_key_error(exc: BaseException) -> ConfigError | None:
     """A command read a key the composed config lacks (an override removed it): the usage error it is."""
     from omegaconf.errors import OmegaConfBaseException
 

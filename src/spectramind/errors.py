@@ -106,3 +106,22 @@ def os_error(exc: OSError, context: str) -> FileSystemError:
         where=" -> ".join(paths) or context,
         fix=fix,
     )
+
+
+def in_family(exc: BaseException, where: str) -> SpectraMindError | None:
+    """``exc`` as an error of the family, or None for a bug (whose traceback a report needs).
+
+    Both command lines send every failure through here: the family itself, operating-system
+    errors, Ctrl-C, and a configuration key an override removed (omegaconf's errors).
+    """
+    if isinstance(exc, SpectraMindError):
+        return exc
+    if isinstance(exc, OSError):
+        return os_error(exc, where)
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted("interrupted", where=where, fix="run the command again")
+    if type(exc).__module__.startswith("omegaconf."):
+        from spectramind.config import config_key_error  # omegaconf is there: it raised this
+
+        return config_key_error(exc)
+    return None
