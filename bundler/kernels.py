@@ -148,6 +148,12 @@ class KernelPlan:
     code: Path
 
 
+def kernels_beside(bundle_dir: Path) -> Path:
+    """The one rule for where a bundle's kernel folders live: beside it, in ``<bundle_dir>/../kernels``
+    (build writes them there; push reads them from there)."""
+    return bundle_dir.parent / "kernels"
+
+
 def plan_kernels(
     kernels_dir: Path, bundle: BundleSettings, docker_image: str | None = None
 ) -> list[KernelPlan]:

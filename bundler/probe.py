@@ -319,12 +319,17 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="probe.py", description="describe this Python image as JSON")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of probe, for this file run alone and for ``python -m bundler probe``."""
     parser.add_argument("--out", default=None, help="write the manifest here instead of stdout")
     parser.add_argument("--name", default=None, help="image name recorded in the manifest")
     parser.add_argument("--note", default=None, help="how the image was captured / can be recreated")
     parser.add_argument("--docker-image", default=None, help="the image's Docker reference (kernels pin it)")
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="probe.py", description="describe this Python image as JSON")
+    add_arguments(parser)
     # parse_known_args: a notebook kernel passes its own arguments (-f kernel.json).
     return parser.parse_known_args(argv)[0]
 

@@ -36,7 +36,7 @@ from bundler.errors import BundlerError, VerificationError
 from bundler.fetch import Cache, IndexClient, IndexFile, choice_key, hash_file, safe_url, verify_download
 from bundler.image import ImageManifest, is_cuda_library, load_image
 from bundler.lockfile import LockedPin, check_fresh, check_target, parse_lock
-from bundler.output import console
+from bundler.output import progress_display
 from bundler.sdist import build_pure_wheel
 from bundler.tags import TargetTags, marker_applies, marker_environment, parse_filename, target_tags
 
@@ -320,14 +320,12 @@ def build_wheelhouse(
     """Fill ``dest`` with the target wheels of every locked pin the image lacks (see module doc)."""
     plan = _plan(settings, lock)
     jobs, tags = plan.jobs, plan.tags
-    progress = Progress(
+    progress = progress_display(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=console,
-        transient=False,
     )
     with progress:
         fetcher = _Fetcher(settings, offline, progress)

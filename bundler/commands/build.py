@@ -1,4 +1,4 @@
-"""``python -m bundler build``: pack the Kaggle dataset (DESIGN §5).
+"""``python -m bundler build``: pack the Kaggle dataset.
 
 A pipeline of small steps over one staging directory beside ``--out``:
 wheelhouse → project wheel → site (the delta installed, .pyc for the target) → configs → weights (DVC)
@@ -134,7 +134,7 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
         settings=settings,
         out=out,
         lock=lock,
-        kernels_out=out.parent / "kernels",
+        kernels_out=kernels.kernels_beside(out),
         offline=bool(args.offline),
         allow_clobber=bool(args.allow_clobber) or settings.bundle.allow_clobber,
         epoch=source_date_epoch(commit_time),

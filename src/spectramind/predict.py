@@ -214,10 +214,12 @@ def _merge(out: Outcome, others: list[Outcome], writer: SubmissionWriter | None)
 
 
 def main(argv: list[str]) -> int:
+    from spectramind.cli import command_parser
     from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
-    from spectramind.runtime import deadline, print_json, run_paths, split_json_flag
+    from spectramind.runtime import deadline, print_json, run_paths
 
-    as_json, argv = split_json_flag(argv)
+    args = command_parser("predict").parse_intermixed_args(argv)
+    as_json, argv = bool(args.json), list(args.overrides)
     started = time.time()
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)
