@@ -316,6 +316,15 @@ def test_wheels_mode_ships_wheels_and_no_site(tiny: TinyProject, capsys: pytest.
     assert not (out / "site").exists() and manifest["install"] == "wheels" and manifest["site"] == []
 
 
+def test_pyc_false_ships_sources_only(tiny: TinyProject, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tiny.root / "dist" / "bundle"
+    code, data, err = run_cli(tiny.args(out, "bundle.pyc=false"), capsys)
+    assert code == 0, err
+    assert not list((out / "site").rglob("*.pyc")) and (out / "site/lib/tinydep/__init__.py").is_file()
+    assert data["pyc"]["mode"] == "none" and "bundle.pyc=false" in data["pyc"]["reason"]
+    assert not [w for w in data["warnings"] if "pyc" in w]  # asked for: no warning
+
+
 def test_two_checkouts_build_byte_identical_bundles(
     tiny: TinyProject, tmp_path: Path, setuptools_whl: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

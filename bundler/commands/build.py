@@ -185,9 +185,12 @@ def step_site(inp: BuildInputs, st: BuildState) -> None:
         return
     assert st.project_wheel is not None  # noqa: S101 -- step order
     s = inp.settings
-    st.pyc = find_pyc(s.target.python)
-    if st.pyc.python is None:
-        st.warnings.append(st.pyc.reason)
+    if not s.bundle.pyc:
+        st.pyc = Pyc(None, None, "bundle.pyc=false: modules compile once per kernel, into a writable cache")
+    else:
+        st.pyc = find_pyc(s.target.python)
+        if st.pyc.python is None:
+            st.warnings.append(st.pyc.reason)
     wheels = [(r.name, r.version, r.filename, r.sha256) for r in st.wheelhouse.wheels]
     pw = st.project_wheel
     wheels.append((pw.name, pw.version, pw.filename, pw.sha256))
