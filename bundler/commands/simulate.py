@@ -142,11 +142,12 @@ def run(args: argparse.Namespace) -> Result:
         run_dir = Path(tmp) / "env"
         sandbox.run_env(base, run_dir)
         argv = sandbox.sandbox_argv(
+            root=Path(tmp) / "root",
             slug=_slug(settings, bundle),
             bundle=bundle,
             out=out,
             data=data,
-            image_dir=base.path,
+            base=base,
             run_env_dir=run_dir,
             command=command,
         )
