@@ -450,7 +450,7 @@ def test_a_command_that_says_it_is_degraded_is_recorded_as_such(kit: Kit, tmp_pa
     bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
     (tmp_path / "working").mkdir()
     (tmp_path / "working" / "DEGRADED").write_text("stale, from an earlier run\n")
-    code = "import os; open(os.environ['SPECTRAMIND_OUTPUT'] + '/DEGRADED', 'w').write('{\"reason\": \"no weights\"}')"
+    code = "import os; open(os.environ['SPECTRAMIND_OUTPUT'] + '/DEGRADED', 'w').write('no weights')"
     proc, out = boot(kit, tmp_path, bundle, "python", "-c", code)
     assert proc.returncode == 0, proc.stderr  # the submission is still used
     summary = json.loads((out / "run_hash_summary_v50.json").read_text())

@@ -85,3 +85,13 @@ def test_an_image_python_this_machine_lacks_is_a_clear_error(tmp_path: Path) -> 
     image = load_image_file(_image(tmp_path, python="3.99.0"))
     with pytest.raises(UsageError, match=r"needs Python 3.99 \(image img\) and none is installed here"):
         sandbox_inputs(image, [("numpy", "2.1.3")], [], payload=True)
+
+
+def test_no_interpreter_of_the_target_version_means_no_pyc_and_says_why() -> None:
+    from bundler.siteinstall import find_pyc
+
+    none = find_pyc("3.99")
+    assert none.python is None and none.manifest()["mode"] == "none"
+    assert "no Python 3.99 on the build machine" in none.reason
+    here = find_pyc(HERE)
+    assert here.manifest() == {"mode": "unchecked-hash", "python": sys.version.split()[0], "reason": None}
