@@ -40,6 +40,7 @@ from bundler.output import console
 from bundler.sdist import build_pure_wheel
 from bundler.storedwheel import store_wheel
 from bundler.tags import TargetTags, marker_applies, marker_environment, parse_filename, target_tags
+from bundler.wheelcheck import check_wheel
 from spectramind.shim import BOOT_ONLY
 
 
@@ -343,6 +344,8 @@ def build_wheelhouse(
             if job.pin.name in BOOT_ONLY and job.path is not None:  # LockedPin.name is canonical
                 job.source_sha256 = job.path.parent.name  # the cache is content-addressed
                 job.path = fetcher.stored_wheel(job, job.path)
+            if job.path is not None:
+                check_wheel(job.path, name=job.pin.name, version=job.pin.version)
             fetcher.cache.save_choice(job.key, job.choice)
     delta = {
         job.pin.name: Installed(job.pin.name, job.pin.version, wheel_requires(job.path), "bundle")
