@@ -261,6 +261,22 @@ class Cache:
     def save_choice(self, key: str, choice: dict[str, Any]) -> None:
         atomic_write(self._choice_path(key), json.dumps(choice, indent=1, sort_keys=True).encode())
 
+    def fetched(self, name: str, version: str) -> list[tuple[str, str]]:
+        """(filename, sha256) of the intact cached files once fetched as the locked file of a pin.
+
+        Found through the remembered choices of any lock and target, so a lock whose hashes were
+        edited since can still be compared with what was really fetched.
+        """
+        found: set[tuple[str, str]] = set()
+        for path in sorted((self.root / "choices").glob("*.json")):
+            choice = self.load_choice(path.stem) or {}
+            if choice.get("name") != name or choice.get("version") != version:
+                continue
+            filename, sha256 = str(choice.get("filename", "")), str(choice.get("sha256", ""))
+            if "/" not in filename and self.get(sha256, filename) is not None:
+                found.add((filename, sha256))
+        return sorted(found)
+
 
 def choice_key(name: str, version: str, hashes: tuple[str, ...], tags_key: str) -> str:
     blob = json.dumps(
@@ -268,6 +284,29 @@ def choice_key(name: str, version: str, hashes: tuple[str, ...], tags_key: str) 
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cached_mismatch(
+    cache: Cache, key: str, name: str, version: str, hashes: tuple[str, ...]
+) -> tuple[bool, str | None]:
+    """Compare a pin's hashes with the files fetched for it before: (checked, mismatch message).
+
+    ``checked`` is False when the cache holds no file of the pin (nothing to compare offline).
+    """
+    files = cache.fetched(name, version)
+    if not files:
+        return False, None
+    if any(sha256 in hashes for _, sha256 in files):
+        return True, None
+    cached = "; ".join(f"{cache.blob_path(sha, fn)} has sha256 {sha}" for fn, sha in files)
+    return True, f"{key}: the lock's sha256 {', '.join(hashes)} does not match the cached file ({cached})"
+
+
+HASH_EDITED_FIX = (
+    "if the lock was edited by hand, restore it (`git checkout -- requirements.lock`) or re-lock with "
+    "`python -m bundler lock`; if the index really serves a new file, build once without --offline "
+    "(the download is checked against the lock)"
+)
 
 
 def verify_download(filename: str, sha256: str, allowed: tuple[str, ...], url: str, lock_where: str) -> None:
