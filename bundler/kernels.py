@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bundler import tempdirs
 from bundler.config import BundleSettings
 from bundler.errors import UsageError
 from bundler.pack import write_json
@@ -164,7 +164,7 @@ def plan_kernels(kernels_dir: Path, bundle: BundleSettings) -> list[KernelPlan]:
 def write_kernels(plans: list[KernelPlan], dest: Path) -> list[Path]:
     """Write ``dest/<name>/`` (metadata + code file) for each plan; ``dest`` is replaced as a whole."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    tmp = tempdirs.make(f".{dest.name}.staging-", dest.parent)
     for plan in plans:
         write_json(tmp / plan.name / KERNEL_METADATA_NAME, plan.meta)
         shutil.copyfile(plan.code, tmp / plan.name / str(plan.meta["code_file"]))

@@ -17,13 +17,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
 
+from bundler import tempdirs
 from bundler.errors import BundlerError, UsageError, VerificationError
 from bundler.fetch import hash_file
 from bundler.output import console
@@ -37,7 +37,6 @@ _SKIP_DIRS = frozenset(
 _TIMEOUT_S = 900.0
 _ENTRY = "entry.json"  # a project-wheel cache entry's record: {filename, sha256}
 _SUMS = "sha256sums.json"  # the build-requirements folder's record: {filename: sha256}
-TEMP_PREFIX = "spectramind-projectwheel-"  # + "<pid>-": the temp dir of a build in progress
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ def build_deps_dir(cache_dir: Path, requires: list[str], *, index_url: str, offl
             where=str(folder),
             fix="run the build once without --offline, or put their wheels into that folder",
         )
-    tmp = Path(tempfile.mkdtemp(prefix=".fill-", dir=_mkdir(folder.parent)))
+    tmp = tempdirs.make(".fill-", _mkdir(folder.parent))
     cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(tmp)]
     proc = subprocess.run(
         [*cmd, "--index-url", index_url, *requires],
@@ -192,8 +191,7 @@ def build_project_wheel(
     """
     requires = build_requires(project_dir)
     deps = build_deps_dir(cache_dir, requires, index_url=index_url, offline=offline)
-    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp_name:
-        tmp = Path(tmp_name)
+    with tempdirs.temporary(tempdirs.PROJECT_WHEEL) as tmp:
         source_key = copy_sources(project_dir, tmp / "project")
         deps_key = "".join(sorted(p.name for p in deps.glob("*.whl")))
         key = hashlib.sha256(
@@ -269,7 +267,7 @@ def _run_build(source: Path, outdir: Path, deps: Path, epoch: int) -> Path:
 def _store(wheel: Path, folder: Path) -> None:
     """Store ``wheel`` as a cache entry with the sha256 it is checked against on every use."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".store-", dir=folder.parent))
+    tmp = tempdirs.make(".store-", folder.parent)
     shutil.copyfile(wheel, tmp / wheel.name)
     record = {"filename": wheel.name, "sha256": hash_file(tmp / wheel.name)}
     atomic_write(tmp / _ENTRY, json.dumps(record, indent=1, sort_keys=True).encode())

@@ -30,6 +30,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from bundler import tempdirs
 from bundler.clobber import Installed, check_clobber, wheel_requires
 from bundler.config import Settings
 from bundler.errors import BundlerError, VerificationError
@@ -215,10 +216,10 @@ class _Fetcher:
                 return cached
         sdist = self.source(job, tags)
         task = self.progress.add_task(f"build {job.pin.key} from sdist", total=None)
-        with tempfile.TemporaryDirectory(prefix="wheelhouse-build-") as tmp:
+        with tempdirs.temporary(tempdirs.WHEELHOUSE_BUILD) as tmp:
             wheel = build_pure_wheel(
                 sdist,
-                Path(tmp),
+                tmp,
                 name=job.pin.name,
                 version=job.pin.version,
                 index_url=self.index_url,
@@ -237,8 +238,8 @@ class _Fetcher:
             cached = self.cache.get(stored["sha256"], stored["filename"])
             if cached is not None:
                 return cached
-        with tempfile.TemporaryDirectory(prefix="wheelhouse-store-") as tmp:
-            repack = store_wheel(source, Path(tmp) / source.name)
+        with tempdirs.temporary(tempdirs.WHEELHOUSE_STORE) as tmp:
+            repack = store_wheel(source, tmp / source.name)
             digest = hash_file(repack)
             path = self.cache.put_file(repack, digest)
         job.choice["stored"] = {"filename": path.name, "sha256": digest}

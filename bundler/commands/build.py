@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundler import dvc, kernels, pack, secrets
+from bundler import dvc, kernels, outlock, pack, secrets, tempdirs
 from bundler.config import Settings, load
 from bundler.errors import UsageError
 from bundler.image import load_image
@@ -316,6 +316,13 @@ STEPS: tuple[tuple[str, Callable[[BuildInputs, BuildState], None]], ...] = (
 
 
 def build(inp: BuildInputs) -> BuildState:
+    """Build while holding --out's lock (a second build into it is refused); see `_build`."""
+    with outlock.exclusive(inp.out):
+        tempdirs.clean_stale()  # temp dirs of builds killed midway
+        return _build(inp)
+
+
+def _build(inp: BuildInputs) -> BuildState:
     """Run every step over a fresh stage; on any failure the stage is removed and --out untouched."""
     st = BuildState(stage=pack.new_stage(inp.out))
     try:
