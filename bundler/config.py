@@ -43,6 +43,7 @@ class BundleSettings:
     cache_dir: str = "~/.cache/spectramind-bundler"
     limits: Limits = field(default_factory=Limits)
     kernel: KernelShape = field(default_factory=KernelShape)
+    allow_missing_weights: bool = False  # absent weights entries: a warning, not an error
 
 
 @dataclass(frozen=True)

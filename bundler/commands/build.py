@@ -187,16 +187,23 @@ def step_configs(inp: BuildInputs, st: BuildState) -> None:
 
 def step_weights(inp: BuildInputs, st: BuildState) -> None:
     entries = inp.settings.bundle.weights
-    st.weights = dvc.ensure_weights(inp.settings.root, entries)
+    allow_missing = inp.settings.bundle.allow_missing_weights
+    st.weights = dvc.ensure_weights(inp.settings.root, entries, allow_missing=allow_missing)
     for w in st.weights:
-        if w.state == "modified":
+        if w.state == "missing":
+            st.warnings.append(
+                f"weights entry {w.path} is absent: not packed (bundle.allow_missing_weights=true); "
+                "predictions will be calibration-only and marked degraded"
+            )
+        elif w.state == "modified":
             st.warnings.append(
                 f"{w.path} differs from {w.dvc_file}: packing the workspace copy (`dvc add` it)"
             )
         elif w.state == "untracked":
             st.warnings.append(f"{w.path} is not tracked by DVC: packing it as is (`dvc add {w.path}`)")
     dvc_meta = {".gitignore", ".dvcignore"}
-    _copy_entries(inp, entries, st.stage / "weights", lambda n: n in dvc_meta or n.endswith(".dvc"))
+    present = [e for e in entries if not any(w.path == e and w.state == "missing" for w in st.weights)]
+    _copy_entries(inp, present, st.stage / "weights", lambda n: n in dvc_meta or n.endswith(".dvc"))
 
 
 def step_boot(inp: BuildInputs, st: BuildState) -> None:
