@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from spectramind.shim import run_budgeted
+from spectramind.shim.budget import run_budgeted
 
 STUBBORN = """
 import os, signal, subprocess, sys, time

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bundler.errors import UsageError
 from spectramind.config import EnvProfile, TargetProfile, compose, env_profile, target_profile, typed
 
 
@@ -37,7 +38,7 @@ class BundleSettings:
     configs: list[str] = field(default_factory=list)
     weights: list[str] = field(default_factory=list)
     kernels_dir: str = "kaggle"
-    include_uv: bool = True
+    install: str = "site"  # site: the delta ships installed; wheels: boot installs wheels/ (fallback)
     allow_clobber: bool = False
     index_url: str = "https://pypi.org/simple"
     cache_dir: str = "~/.cache/spectramind-bundler"
@@ -79,5 +80,19 @@ def load(overrides: list[str], config_dir: str | None = None) -> Settings:
         cfg=cfg,
         env=env_profile(cfg),
         target=target_profile(cfg),
-        bundle=typed(BundleSettings, cfg.bundle, "bundle"),
+        bundle=_checked(typed(BundleSettings, cfg.bundle, "bundle")),
     )
+
+
+INSTALL_MODES = ("site", "wheels")
+
+
+def _checked(bundle: BundleSettings) -> BundleSettings:
+    if bundle.install not in INSTALL_MODES:
+        raise UsageError(
+            f"bundle.install={bundle.install!r} is not one of {', '.join(INSTALL_MODES)}",
+            where="configs/bundle (install)",
+            fix="bundle.install=site (the delta ships installed; the default) or bundle.install=wheels "
+            "(boot installs the wheels with the image's uv or pip)",
+        )
+    return bundle

@@ -161,13 +161,23 @@ def plan_kernels(kernels_dir: Path, bundle: BundleSettings) -> list[KernelPlan]:
     return plans
 
 
-def write_kernels(plans: list[KernelPlan], dest: Path) -> list[Path]:
-    """Write ``dest/<name>/`` (metadata + code file) for each plan; ``dest`` is replaced as a whole."""
+# The line of a kernel's code file that the build fills in with the bundle it was built with.
+EXPECT_LINE = re.compile(r'^EXPECTED_BUNDLE_SHA256 = ".*"$', re.MULTILINE)
+
+
+def write_kernels(plans: list[KernelPlan], dest: Path, *, bundle_sha256: str = "") -> list[Path]:
+    """Write ``dest/<name>/`` (metadata + code file) for each plan; ``dest`` is replaced as a whole.
+
+    A code file's ``EXPECTED_BUNDLE_SHA256 = ""`` line gets ``bundle_sha256``: boot then refuses any
+    other bundle attached to the kernel.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = tempdirs.make(f".{dest.name}.staging-", dest.parent)
     for plan in plans:
         write_json(tmp / plan.name / KERNEL_METADATA_NAME, plan.meta)
-        shutil.copyfile(plan.code, tmp / plan.name / str(plan.meta["code_file"]))
+        code = plan.code.read_text(encoding="utf-8")
+        code = EXPECT_LINE.sub(f'EXPECTED_BUNDLE_SHA256 = "{bundle_sha256}"', code)
+        (tmp / plan.name / str(plan.meta["code_file"])).write_text(code, encoding="utf-8")
     if dest.exists():
         old = dest.with_name(f".{dest.name}.old")
         shutil.rmtree(old, ignore_errors=True)

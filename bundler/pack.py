@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import UsageError, VerificationError
-from spectramind.shim import MANIFEST_NAME, MANIFEST_SCHEMA, atomic_write, bundle_sha256, file_entries
+from spectramind.shim.base import atomic_write
+from spectramind.shim.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, file_entries, seal
 
 _STAGING = ".staging-"
 _RETIRED = ".retired-"
@@ -44,11 +45,15 @@ class Usage:
     bytes: int
 
 
-def new_stage(out: Path) -> Path:
-    """A fresh staging directory beside ``out`` (same filesystem, so the final rename is atomic)."""
+def new_stage(out: Path, kind: str = "") -> Path:
+    """A fresh staging directory beside ``out`` (same filesystem, so the final rename is atomic).
+
+    ``kind`` names a helper directory of the same build (removed like a stage if the build dies).
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGING}{os.getpid()}-", dir=out.parent))
+    prefix = f".{out.name}{_STAGING}{os.getpid()}-" + (f"{kind}-" if kind else "")
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
 
 
 def remove_stale(out: Path) -> list[Path]:
@@ -180,14 +185,24 @@ def check_limits(stage: Path, *, max_top_level_entries: int, max_total_bytes: in
     return used
 
 
-def check_no_build_paths(stage: Path, needles: Iterable[str], *, max_bytes: int = 4 * 1024**2) -> None:
+def check_no_build_paths(
+    stage: Path,
+    needles: Iterable[str],
+    *,
+    max_bytes: int = 4 * 1024**2,
+    skip: Callable[[str], bool] = lambda _rel: False,
+) -> None:
     """Refuse text files that mention an absolute path of the build machine (exit 3).
 
-    Binary files (wheels, weights) are skipped: the project wheel's members are checked separately.
+    Binary files (wheels, weights, bytecode) and ``skip``ped paths are left out: the project wheel's
+    members are checked separately.
     """
     needles = sorted({n.rstrip("/") for n in needles if len(n.rstrip("/")) > 1}, key=len, reverse=True)
+    binary = {".whl", ".pt", ".pth", ".bin", ".npy", ".zip", ".pyc", ".so"}
     for path in sorted(p for p in stage.rglob("*") if p.is_file()):
-        if path.stat().st_size > max_bytes or path.suffix in {".whl", ".pt", ".pth", ".bin", ".npy", ".zip"}:
+        if skip(path.relative_to(stage).as_posix()):
+            continue
+        if path.stat().st_size > max_bytes or path.suffix in binary:
             continue
         raw = path.read_bytes()
         if b"\0" in raw[:8192]:
@@ -235,13 +250,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_manifest(stage: Path, fields: dict[str, Any]) -> dict[str, Any]:
     """Hash every staged file and write MANIFEST.json (DESIGN §5); returns the manifest."""
-    entries = file_entries(stage)
-    manifest = {
-        **fields,
-        "schema": MANIFEST_SCHEMA,
-        "bundle_sha256": bundle_sha256(entries),
-        "files": entries,
-    }
+    manifest = seal({**fields, "schema": MANIFEST_SCHEMA, "files": file_entries(stage)})
     write_json(stage / MANIFEST_NAME, manifest)
     return manifest
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -121,21 +121,30 @@ def scan_wheel(path: Path, rel: str) -> list[Finding]:
     return found
 
 
-def scan_tree(root: Path, *, wheels_to_open: Iterable[str] = ()) -> list[Finding]:
-    """Every finding under ``root`` (paths relative to it), sorted; ``wheels_to_open`` are scanned inside."""
+def scan_tree(
+    root: Path, *, wheels_to_open: Iterable[str] = (), skip: Callable[[str], bool] = lambda _rel: False
+) -> list[Finding]:
+    """Every finding under ``root`` (paths relative to it), sorted; ``wheels_to_open`` are scanned inside.
+
+    ``skip``: paths not scanned at all (third-party files installed from hash-locked wheels).
+    """
     opened = set(wheels_to_open)
     found: list[Finding] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
+        if skip(rel):
+            continue
         found += scan_file(path, rel)
         if rel in opened:
             found += scan_wheel(path, rel)
     return found
 
 
-def require_clean(root: Path, *, wheels_to_open: Iterable[str] = ()) -> None:
+def require_clean(
+    root: Path, *, wheels_to_open: Iterable[str] = (), skip: Callable[[str], bool] = lambda _rel: False
+) -> None:
     """Fail the build (exit 3) when anything under ``root`` looks like a credential."""
-    found = scan_tree(root, wheels_to_open=wheels_to_open)
+    found = scan_tree(root, wheels_to_open=wheels_to_open, skip=skip)
     if found:
         shown = "; ".join(str(f) for f in found[:20]) + (
             f"; and {len(found) - 20} more" if len(found) > 20 else ""

@@ -18,9 +18,8 @@ from pathlib import Path
 # The prefixes used in the system temp directory (swept at the start of every build).
 PROJECT_WHEEL = "spectramind-projectwheel-"
 WHEELHOUSE_BUILD = "wheelhouse-build-"
-WHEELHOUSE_STORE = "wheelhouse-store-"
 SDIST_BUILD = "sdist-build-"
-SYSTEM_PREFIXES = (PROJECT_WHEEL, WHEELHOUSE_BUILD, WHEELHOUSE_STORE, SDIST_BUILD)
+SYSTEM_PREFIXES = (PROJECT_WHEEL, WHEELHOUSE_BUILD, SDIST_BUILD)
 
 
 def alive(pid: int) -> bool:

@@ -49,10 +49,8 @@ from bundler.image import ImageManifest, load_image
 from bundler.lockfile import LockedPin, check_fresh, check_target, parse_lock
 from bundler.output import console
 from bundler.sdist import build_pure_wheel
-from bundler.storedwheel import store_wheel
 from bundler.tags import TargetTags, marker_applies, marker_environment, parse_filename, target_tags
 from bundler.wheelcheck import check_wheel
-from spectramind.shim import BOOT_ONLY
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,6 @@ class WheelRecord:
     sha256: str
     size: int
     origin: str  # "downloaded" | "cache" | "built"  (built = from a pure-Python sdist)
-    source_sha256: str | None = None  # the locked file's hash when the bundle holds a repack (uv)
 
 
 @dataclass
@@ -96,7 +93,6 @@ class _Job:
     choice: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # the wheel in the cache
     origin: str = "cache"
-    source_sha256: str | None = None  # set when ``path`` is a repack of the locked file
 
 
 def pick_file(pin: LockedPin, files: list[IndexFile], tags: TargetTags, where: str) -> IndexFile:
@@ -231,20 +227,6 @@ class _Fetcher:
         job.choice["built"] = {"filename": stored.name, "sha256": digest}
         return stored
 
-    def stored_wheel(self, job: _Job, source: Path) -> Path:
-        """For a boot-only wheel (uv): the cached uncompressed repack of ``source``, made if needed."""
-        stored = job.choice.get("stored")
-        if stored:
-            cached = self.cache.get(stored["sha256"], stored["filename"])
-            if cached is not None:
-                return cached
-        with tempdirs.temporary(tempdirs.WHEELHOUSE_STORE) as tmp:
-            repack = store_wheel(source, tmp / source.name)
-            digest = hash_file(repack)
-            path = self.cache.put_file(repack, digest)
-        job.choice["stored"] = {"filename": path.name, "sha256": digest}
-        return path
-
 
 @dataclass
 class _Plan:
@@ -268,8 +250,6 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
     seen: dict[str, LockedPin] = {}
     for pin in parsed.pins:
         if not marker_applies(pin.markers, env):
-            continue
-        if pin.name == "uv" and not settings.bundle.include_uv:
             continue
         where = f"{lock}:{pin.line}"
         if pin.name in seen:
@@ -365,9 +345,6 @@ def build_wheelhouse(
                 job.path = fetcher.source(job, tags)
             if job.choice.get("kind") == "sdist":
                 job.path, job.origin = fetcher.built_wheel(job, tags), "built"
-            if job.pin.name in BOOT_ONLY and job.path is not None:  # LockedPin.name is canonical
-                job.source_sha256 = job.path.parent.name  # the cache is content-addressed
-                job.path = fetcher.stored_wheel(job, job.path)
             if job.path is not None:
                 check_wheel(job.path, name=job.pin.name, version=job.pin.version)
             fetcher.cache.save_choice(job.key, job.choice)
@@ -397,7 +374,6 @@ def build_wheelhouse(
                 sha256=job.path.parent.name,
                 size=job.path.stat().st_size,
                 origin=job.origin,
-                source_sha256=job.source_sha256,
             )
         )
     records.sort(key=lambda r: r.filename)

@@ -1,7 +1,8 @@
-"""Boot end to end on hand-built bundles: kaggle-boot.sh → shim → install → fallback → run → records.
+"""Boot end to end on hand-built bundles: kaggle-boot.sh → shim → activate → fallback → run → records.
 
-Installs go into a thin per-test venv over a cached "image" venv (bundler.sandbox), never into the
-interpreter running the tests.
+Each boot runs with a thin per-test venv over a cached "image" venv (bundler.sandbox) as its Python;
+``bundle.install=wheels`` installs go into that venv, never into the interpreter running the tests.
+The read-only mount and the network namespace are exercised in test_activate.py / test_simulate.py.
 """
 
 from __future__ import annotations
@@ -16,14 +17,7 @@ import pytest
 
 from bundler import sandbox
 from bundler.image import Distribution, ImageManifest
-from tests.support.bundles import (
-    BundleSpec,
-    Pin,
-    make_bundle,
-    make_data,
-    make_spectramind_wheel,
-    make_uv_wheel,
-)
+from tests.support.bundles import BundleSpec, Pin, make_bundle, make_data, make_spectramind_wheel
 from tests.support.wheels import make_sdist, make_wheel
 
 
@@ -37,7 +31,6 @@ class Kit:
         self.beta = make_wheel(self.wheels, "beta", "2.0")
         self.imgpkg = make_wheel(self.wheels, "imgpkg", "1.0")
         self.spectramind = make_spectramind_wheel(self.wheels)
-        self.uv = make_uv_wheel(root / "uvwheel")
         image = ImageManifest(
             name="test-image",
             sha256="0" * 64,
@@ -52,7 +45,7 @@ class Kit:
             image, [("imgpkg", "1.0")], root / "cache", find_links=[self.wheels], index_url=None
         )
 
-    def spec(self, *, uv: bool = True, ship_beta: bool = True) -> BundleSpec:
+    def spec(self, *, install: str = "site", ship_beta: bool = True, pyc: bool = True) -> BundleSpec:
         return BundleSpec(
             pins=[
                 Pin("alpha", "1.0", self.alpha, sdist=self.alpha_sdist),
@@ -60,7 +53,8 @@ class Kit:
                 Pin("imgpkg", "1.0", self.imgpkg, ship=False),
             ],
             spectramind=self.spectramind,
-            uv=self.uv if uv else None,
+            install=install,
+            pyc=pyc,
         )
 
 
@@ -96,18 +90,19 @@ def boot(
     return proc, out
 
 
-def test_good_bundle_boots_installs_only_missing_and_records(kit: Kit, tmp_path: Path) -> None:
+def test_good_bundle_boots_activates_in_place_and_records(kit: Kit, tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "input" / "spectramind-test-bundle", kit.spec())
     proc, out = boot(kit, tmp_path, bundle)
     assert proc.returncode == 0, proc.stderr
     sub = (out / "submission.csv").read_text()
     assert sub.splitlines()[1].endswith("0.75,0.75,0.75,0.75")  # the command's, not the fallback's
     summary = json.loads((out / "run_hash_summary_v50.json").read_text())
-    installed = summary["install"]["installed"]
-    assert {"alpha==1.0", "beta==2.0", "spectramind==0.5.0"} <= set(installed)  # alpha: MANIFEST `built`
-    assert not any(p.startswith(("imgpkg", "uv==")) for p in installed)  # the image has it; uv is boot-only
-    assert summary["install"]["satisfied"] == ["imgpkg==1.0"]
-    assert summary["install"]["installer"].startswith("uv")
+    assert "install" not in summary  # nothing was installed: site/ was activated in place
+    assert summary["activate"]["distributions"] == 3  # alpha, beta, spectramind (imgpkg: the image's)
+    assert summary["activate"]["pyc"] == "unchecked-hash" and summary["activate"]["pycache_prefix"] is None
+    assert summary["verification"]["mode"] == "overlap" and summary["verification"]["ok"] is True
+    assert summary["verification"]["deferred_files"] > 0 and summary["verification"]["full_done_s"] > 0
+    assert not list((tmp_path / "runenv").rglob("alpha*"))  # the run env got nothing
     assert summary["exit"] == {
         "code": 0,
         "reason": "completed",
@@ -115,8 +110,9 @@ def test_good_bundle_boots_installs_only_missing_and_records(kit: Kit, tmp_path:
         "overshoot_s": None,
         "error": None,
     }
-    for key in ("start", "verify", "check", "install", "fallback", "run", "total"):
+    for key in ("start", "verify", "check", "activate", "fallback", "run", "total"):
         assert key in summary["timings_s"]
+    assert "install" not in summary["timings_s"]
     assert summary["bundle_sha256"] and summary["lock_sha256"] and summary["config_sha256"]
     assert summary["determinism_env"]["PYTHONHASHSEED"] == "1337"
     assert summary["determinism_env"]["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
@@ -230,9 +226,9 @@ def test_crash_keeps_last_valid_submission_and_nonzero_exit(kit: Kit, tmp_path: 
     assert summary["exit"]["reason"] == "failed" and summary["submission"]["source"] == "restored"
 
 
-def test_missing_wheel_fails_fast_with_clear_error(kit: Kit, tmp_path: Path) -> None:
+def test_wheels_mode_missing_wheel_fails_fast_with_clear_error(kit: Kit, tmp_path: Path) -> None:
     # beta is listed as provided by the image, but the image does not have it
-    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(ship_beta=False))
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(ship_beta=False, install="wheels"))
     proc, out = boot(kit, tmp_path, bundle, timeout=30)
     assert proc.returncode == 3
     assert "the bundle has no wheel for beta==2.0" in proc.stderr
@@ -245,11 +241,11 @@ def test_missing_wheel_fails_fast_with_clear_error(kit: Kit, tmp_path: Path) -> 
 def test_tampered_bundle_exits_3_naming_the_file(kit: Kit, tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
     (bundle / "configs" / "env" / "kaggle.yaml").write_text("budget_s: 1\n")
-    (bundle / "wheels" / "stray.whl").write_bytes(b"x")
+    (bundle / "site" / "lib" / "stray.py").write_bytes(b"x")
     proc, _ = boot(kit, tmp_path, bundle)
     assert proc.returncode == 3
-    assert "modified: configs/env/kaggle.yaml" in proc.stderr and "extra: wheels/stray.whl" in proc.stderr
-    assert not (tmp_path / "runenv" / "bin" / "uv").exists()  # nothing was installed
+    assert "modified: configs/env/kaggle.yaml" in proc.stderr and "extra: site/lib/stray.py" in proc.stderr
+    assert "fallback submission written" not in proc.stderr  # nothing from the bundle ran
     summary = json.loads((tmp_path / "working" / "run_hash_summary_v50.json").read_text())
     assert summary["exit"]["reason"] == "verification-failed" and summary["git_commit"] == "0" * 40
 
@@ -263,9 +259,24 @@ def test_python_mismatch_is_a_clear_error(kit: Kit, tmp_path: Path) -> None:
     assert "bundle targets Python 3.99, this kernel runs Python 3." in proc.stderr
 
 
-def test_pip_installs_when_no_uv_and_fallback_failure_copies_sample(kit: Kit, tmp_path: Path) -> None:
-    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(uv=False))
-    proc, out = boot(kit, tmp_path, bundle, "python", "-c", "print('hi')", env={"FAKE_FALLBACK_FAIL": "1"})
+def test_wheels_mode_installs_with_the_images_uv(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(install="wheels"))
+    proc, out = boot(kit, tmp_path, bundle)  # this machine's PATH has uv: it plays the image's
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["install"]["installer"].startswith("uv (")
+    assert {"alpha==1.0", "beta==2.0", "spectramind==0.5.0"} <= set(summary["install"]["installed"])
+    assert summary["install"]["satisfied"] == ["imgpkg==1.0"]
+    assert "install" in summary["timings_s"] and "activate" not in summary["timings_s"]
+
+
+def test_wheels_mode_pip_when_the_image_has_no_uv_and_fallback_failure_copies_sample(
+    kit: Kit, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(install="wheels"))
+    no_uv = f"{tmp_path / 'runenv' / 'bin'}:/usr/bin:/bin"
+    env = {"FAKE_FALLBACK_FAIL": "1", "PATH": no_uv}
+    proc, out = boot(kit, tmp_path, bundle, "python", "-c", "print('hi')", env=env)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "run_hash_summary_v50.json").read_text())
     assert summary["install"]["installer"] == "pip"
@@ -315,3 +326,121 @@ def test_kaggle_boot_is_shellcheck_clean(repo: Path) -> None:
         ["shellcheck", str(repo / "bin" / "kaggle-boot.sh")], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+PROBE_SITE = r"""
+import importlib.metadata, json, os, sys
+import alpha
+out = os.environ["SPECTRAMIND_OUTPUT"]
+json.dump({"alpha": alpha.__file__, "version": importlib.metadata.version("alpha"),
+           "cached": getattr(alpha, "__cached__", None), "prefix": sys.pycache_prefix},
+          open(os.path.join(out, "probe.json"), "w"))
+"""
+
+
+def test_bundle_without_pyc_compiles_into_a_writable_cache(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec(pyc=False))
+    assert not list((bundle / "site").rglob("*.pyc"))
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE_SITE)
+    proc, out = boot(kit, tmp_path, bundle, "python", str(script))
+    assert proc.returncode == 0, proc.stderr
+    probe = json.loads((out / "probe.json").read_text())
+    assert probe["alpha"].startswith(str(bundle / "site" / "lib")) and probe["version"] == "1.0"
+    assert probe["prefix"] and probe["cached"].startswith(probe["prefix"])  # bytecode went to the cache
+    assert not list((bundle / "site").rglob("*.pyc"))  # and never next to the bundle's sources
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["activate"]["pyc"] == "none" and summary["activate"]["pycache_prefix"] == probe["prefix"]
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0x01  # same size: only the content hash can tell
+    path.write_bytes(bytes(data))
+
+
+def test_tampered_site_file_beside_the_run_exits_3_leaving_only_the_sample(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    _flip_a_byte(bundle / "site" / "lib" / "beta" / "__init__.py")
+    proc, out = boot(kit, tmp_path, bundle)
+    assert proc.returncode == 3, proc.stderr
+    assert "site/lib/beta/__init__.py" in proc.stderr
+    sample = (tmp_path / "data" / "sample_submission.csv").read_text()
+    assert (out / "submission.csv").read_text() == sample  # neither the fallback's 0.5 nor the command's
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["exit"]["reason"] == "verification-failed"
+    assert summary["verification"]["ok"] is False
+    assert summary["verification"]["modified"] == ["site/lib/beta/__init__.py"]
+    assert summary["submission"]["source"] == "sample_submission"
+
+
+def test_strict_verification_runs_nothing_from_a_tampered_bundle(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    _flip_a_byte(bundle / "site" / "lib" / "spectramind" / "cli.py")
+    marker = tmp_path / "ran"
+    env = {"SPECTRAMIND_VERIFY": "strict"}
+    proc, out = boot(kit, tmp_path, bundle, "python", "-c", f"open({str(marker)!r}, 'w')", env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert not marker.exists() and "fallback" not in proc.stderr.replace("first fallback", "")
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["verification"]["mode"] == "strict" and summary["verification"]["ok"] is False
+    assert summary["submission"]["source"] == "sample_submission"
+
+
+def test_strict_verification_of_an_intact_bundle_runs(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    proc, out = boot(kit, tmp_path, bundle, "spectramind", "predict", "boot.verify=strict")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["verification"]["mode"] == "strict" and summary["verification"]["waited_s"] == 0
+
+
+@pytest.mark.parametrize("case", ["wrong-hash", "second-bundle"])
+def test_wrong_or_second_bundle_exits_3_before_anything_runs(kit: Kit, tmp_path: Path, case: str) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    env: dict[str, str] = {}
+    if case == "wrong-hash":
+        env["SPECTRAMIND_BUNDLE_SHA256"] = "f" * 64
+    else:
+        make_bundle(tmp_path / "input" / "older", kit.spec(ship_beta=False))
+    marker = tmp_path / "ran"
+    proc, out = boot(kit, tmp_path, bundle, "python", "-c", f"open({str(marker)!r}, 'w')", env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert not marker.exists()
+    assert (
+        "not the one this kernel expects" if case == "wrong-hash" else "2 SpectraMind bundles"
+    ) in proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["exit"]["reason"] == "verification-failed"
+
+
+def test_kernel_expecting_this_bundle_boots(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    expected = json.loads((bundle / "MANIFEST.json").read_text())["bundle_sha256"]
+    proc, _ = boot(kit, tmp_path, bundle, env={"SPECTRAMIND_BUNDLE_SHA256": expected})
+    assert proc.returncode == 0, proc.stderr
+    assert "bundle is the one the kernel expects" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "nine hours"])
+def test_bad_budget_knob_is_a_clear_error_and_still_leaves_submission_and_records(
+    kit: Kit, tmp_path: Path, value: str
+) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    proc, out = boot(kit, tmp_path, bundle, env={"SPECTRAMIND_BUDGET_S": value})
+    assert proc.returncode == 1, proc.stderr
+    assert f"SPECTRAMIND_BUDGET_S={value!r} is not a finite number of seconds" in proc.stderr
+    assert (out / "submission.csv").read_text() == (tmp_path / "data" / "sample_submission.csv").read_text()
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["exit"]["reason"] == "error" and summary["submission"]["source"] == "sample_submission"
+
+
+def test_record_names_the_sample_when_it_is_what_remains(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    script = tmp_path / "slow.py"
+    script.write_text("import time; time.sleep(30)\n")
+    knobs = {"SPECTRAMIND_BUDGET_S": "2", "FAKE_FALLBACK_FAIL": "1"}
+    proc, out = boot(kit, tmp_path, bundle, "python", str(script), env=knobs)
+    assert proc.returncode == 124, proc.stderr
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["submission"]["source"] == "sample_submission"  # not "last-written"

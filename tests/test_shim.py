@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import signal
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spectramind import shim
+from spectramind.shim import base, budget, install, locate, main, records, target
 
 LOCK = """\
 # spectramind-lock: requirements-in-sha256=abc target=t image=i image-sha256=def
@@ -30,7 +29,7 @@ hydra-core[extra]==1.3.2 --hash=sha256:{a}  # inline comment
 
 
 def test_parse_lock_joins_continuations_and_keeps_hashes_and_markers() -> None:
-    pins = shim.parse_lock(LOCK.format(a="a" * 64, b="b" * 64, c="c" * 64))
+    pins = install.parse_lock(LOCK.format(a="a" * 64, b="b" * 64, c="c" * 64))
     assert [(p.name, p.version) for p in pins] == [
         ("antlr4-python3-runtime", "4.9.3"),
         ("Torch", "2.13.0"),
@@ -45,8 +44,8 @@ def test_parse_lock_joins_continuations_and_keeps_hashes_and_markers() -> None:
 
 
 def test_parse_lock_rejects_unpinned_lines() -> None:
-    with pytest.raises(shim.BootError, match="cannot read lock line"):
-        shim.parse_lock("numpy>=1.0\n")
+    with pytest.raises(base.BootError, match="cannot read lock line"):
+        install.parse_lock("numpy>=1.0\n")
 
 
 @pytest.mark.parametrize(
@@ -61,7 +60,7 @@ def test_parse_lock_rejects_unpinned_lines() -> None:
     ],
 )
 def test_version_satisfies(installed: str, pinned: str, ok: bool) -> None:
-    assert shim.version_satisfies(installed, pinned) is ok
+    assert install.version_satisfies(installed, pinned) is ok
 
 
 @pytest.mark.parametrize(
@@ -78,59 +77,59 @@ def test_version_satisfies(installed: str, pinned: str, ok: bool) -> None:
     ],
 )
 def test_platform_ok(tag: str, glibc: tuple[int, int] | None, ok: bool) -> None:
-    assert shim.platform_ok(tag, "x86_64", glibc) is ok
+    assert target.platform_ok(tag, "x86_64", glibc) is ok
 
 
 def test_wheel_ok_for_the_running_interpreter() -> None:
-    abi = shim.running_abi()
+    abi = target.running_abi()
     cp = f"cp{sys.version_info[0]}{sys.version_info[1]}"
     glibc = (2, 35)
-    assert shim.wheel_ok("alpha-1.0-py3-none-any.whl", abi, "x86_64", glibc)
-    assert shim.wheel_ok(
+    assert target.wheel_ok("alpha-1.0-py3-none-any.whl", abi, "x86_64", glibc)
+    assert target.wheel_ok(
         f"numpy-2.1.3-{cp}-{cp}-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", abi, "x86_64", glibc
     )
-    assert shim.wheel_ok("cryptography-43.0.0-cp39-abi3-manylinux_2_28_x86_64.whl", abi, "x86_64", glibc)
-    assert not shim.wheel_ok("numpy-2.1.3-cp399-cp399-manylinux_2_17_x86_64.whl", abi, "x86_64", glibc)
-    assert not shim.wheel_ok(f"numpy-2.1.3-{cp}-{cp}-manylinux_2_39_x86_64.whl", abi, "x86_64", glibc)
-    assert not shim.wheel_ok("broken.whl", abi, "x86_64", glibc)
+    assert target.wheel_ok("cryptography-43.0.0-cp39-abi3-manylinux_2_28_x86_64.whl", abi, "x86_64", glibc)
+    assert not target.wheel_ok("numpy-2.1.3-cp399-cp399-manylinux_2_17_x86_64.whl", abi, "x86_64", glibc)
+    assert not target.wheel_ok(f"numpy-2.1.3-{cp}-{cp}-manylinux_2_39_x86_64.whl", abi, "x86_64", glibc)
+    assert not target.wheel_ok("broken.whl", abi, "x86_64", glibc)
 
 
 def test_check_target_names_the_mismatch() -> None:
-    running = shim.check_target({"target": {"python": f"{sys.version_info[0]}.{sys.version_info[1]}"}})
-    assert running["abi"] == shim.running_abi()
-    with pytest.raises(shim.BootError, match="targets ABI cp311t"):
-        shim.check_target({"target": {"abi": "cp311t"}})
-    with pytest.raises(shim.BootError, match="none of the bundle's platforms"):
-        shim.check_target({"target": {"platforms": ["manylinux_2_17_s390x"]}})
+    running = target.check_target({"target": {"python": f"{sys.version_info[0]}.{sys.version_info[1]}"}})
+    assert running["abi"] == target.running_abi()
+    with pytest.raises(base.BootError, match="targets ABI cp311t"):
+        target.check_target({"target": {"abi": "cp311t"}})
+    with pytest.raises(base.BootError, match="none of the bundle's platforms"):
+        target.check_target({"target": {"platforms": ["manylinux_2_17_s390x"]}})
 
 
 def test_submission_problem(tmp_path: Path) -> None:
     sub, sample = tmp_path / "s.csv", tmp_path / "sample.csv"
     sample.write_text("planet_id,a,b\n1,0,0\n2,0,0\n")
-    assert shim.submission_problem(sub) == "missing"
+    assert records.submission_problem(sub) == "missing"
     sub.write_text("planet_id,a,b\n1,0.5,1e-3\n2,0.5,0.1\n")
-    assert shim.submission_problem(sub, sample) is None
+    assert records.submission_problem(sub, sample) is None
     sub.write_text("planet_id,a,b\n1,0.5,nan\n2,0.5,0.1\n")
-    assert "non-finite" in str(shim.submission_problem(sub))
+    assert "non-finite" in str(records.submission_problem(sub))
     sub.write_text("planet_id,a,b\n1,0.5\n")
-    assert "fields" in str(shim.submission_problem(sub))
+    assert "fields" in str(records.submission_problem(sub))
     sub.write_text("planet_id,a,b\n1,0.5,0.1\n")
-    assert "rows" in str(shim.submission_problem(sub, sample))
+    assert "rows" in str(records.submission_problem(sub, sample))
     sub.write_text("id,a,b\n1,0.5,0.1\n2,0,0\n")
-    assert "header" in str(shim.submission_problem(sub, sample))
+    assert "header" in str(records.submission_problem(sub, sample))
 
 
 def test_read_flat_yaml_and_profile(tmp_path: Path) -> None:
     (tmp_path / "k.yaml").write_text(
         "# c\nname: kaggle\nbudget_s: 32400   # 9 h\ndata_dir: '/x y'\nnested:\n  a: 1\n"
     )
-    assert shim.read_flat_yaml(tmp_path / "k.yaml") == {
+    assert budget.read_flat_yaml(tmp_path / "k.yaml") == {
         "name": "kaggle",
         "budget_s": "32400",
         "data_dir": "/x y",
     }
-    assert shim.read_flat_yaml(tmp_path / "missing.yaml") == {}
-    assert shim.profile_name(["spectramind", "predict", "+env=ci"]) == "ci"
+    assert budget.read_flat_yaml(tmp_path / "missing.yaml") == {}
+    assert budget.profile_name(["spectramind", "predict", "+env=ci"]) == "ci"
 
 
 def test_budget_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,118 +140,119 @@ def test_budget_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "SPECTRAMIND_GRACE_TERM_S",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SPECTRAMIND_BOOT_START", "1000")
-    b = shim.load_budget({"budget_s": "32400", "safety_margin_s": "900"})
+    b = budget.load_budget({"budget_s": "32400", "safety_margin_s": "900"}, 1000.0)
     assert (b.soft, b.hard) == (1000 + 32400 - 900, 1000 + 32400 - 900 + 90)
     monkeypatch.setenv("SPECTRAMIND_BUDGET_S", "10")
-    assert shim.load_budget({"safety_margin_s": "900"}).margin_s == 5  # at most half the budget
-    monkeypatch.setenv("SPECTRAMIND_BUDGET_S", "ten")
-    with pytest.raises(shim.BootError, match="not a number"):
-        shim.load_budget({})
+    assert budget.load_budget({"safety_margin_s": "900"}, 0.0).margin_s == 5  # at most half the budget
+
+
+@pytest.mark.parametrize("value", ["ten", "nan", "inf", "-5", "0", ""])
+def test_budget_knob_must_be_a_finite_positive_number(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("SPECTRAMIND_BUDGET_S", value)
+    if value == "":  # unset: the profile's value
+        assert budget.load_budget({"budget_s": "60"}, 0.0).budget_s == 60
+        return
+    with pytest.raises(base.BootError, match="not a finite number of seconds >= 1"):
+        budget.load_budget({}, 0.0)
+
+
+def test_bad_profile_budget_names_the_profile() -> None:
+    with pytest.raises(base.BootError) as info:
+        budget.load_budget({"budget_s": "lots"}, 0.0, "configs/env/kaggle.yaml")
+    assert info.value.where == "configs/env/kaggle.yaml"
+
+
+def test_bad_boot_start_falls_back_to_now_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECTRAMIND_BOOT_START", "yesterday")
+    start, problem = budget.boot_start(123.0)
+    assert start == 123.0 and problem is not None and "SPECTRAMIND_BOOT_START" in problem
 
 
 def test_run_budgeted_escalates_and_reports_overshoot() -> None:
     code = "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
     start = time.time()
-    outcome = shim.run_budgeted([sys.executable, "-c", code], {}, start + 0.5, 0.3, 5.0)
+    outcome = budget.run_budgeted([sys.executable, "-c", code], {}, start + 0.5, 0.3, 5.0)
     assert outcome.code == 124 and outcome.reason == "budget"
     assert [s["signal"] for s in outcome.signals] == ["SIGINT", "SIGTERM"]  # TERM is not ignored
     assert outcome.overshoot_s is not None and outcome.overshoot_s < -4  # gone well before SIGKILL time
     assert outcome.seconds < 3
-    done = shim.run_budgeted([sys.executable, "-c", "raise SystemExit(3)"], {}, time.time() + 30, 1, 1)
+    done = budget.run_budgeted([sys.executable, "-c", "raise SystemExit(3)"], {}, time.time() + 30, 1, 1)
     assert (done.code, done.reason, done.overshoot_s) == (3, "failed", None)
-    own = shim.run_budgeted([sys.executable, "-c", "raise SystemExit(124)"], {}, time.time() + 30, 1, 1)
+    own = budget.run_budgeted([sys.executable, "-c", "raise SystemExit(124)"], {}, time.time() + 30, 1, 1)
     assert (own.code, own.reason, own.signals) == (124, "budget", [])  # stopped itself at its deadline
 
 
 def test_run_budgeted_missing_command_is_a_boot_error() -> None:
-    with pytest.raises(shim.BootError, match="cannot start"):
-        shim.run_budgeted(["/nonexistent/cmd"], {}, time.time() + 5, 1, 1)
+    with pytest.raises(base.BootError, match="cannot start"):
+        budget.run_budgeted(["/nonexistent/cmd"], {}, time.time() + 5, 1, 1)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_shim_imports_only_the_standard_library(repo: Path) -> None:
-    tree = ast.parse((repo / "src" / "spectramind" / "shim.py").read_text())
-    mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert mods <= set(sys.stdlib_module_names) | {"__future__"}, mods - set(sys.stdlib_module_names)
+def test_shim_imports_only_the_standard_library_and_itself(repo: Path) -> None:
+    modules = sorted((repo / "src" / "spectramind" / "shim").glob("*.py"))
+    assert len(modules) >= 10
+    for path in modules:
+        tree = ast.parse(path.read_text())
+        mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        mods |= {
+            n.module.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
+        }
+        assert mods <= set(sys.stdlib_module_names) | {"__future__"}, (path.name, mods)
+        assert len(path.read_text().splitlines()) <= 400, f"{path.name} is over ~400 lines"
 
 
 def test_command_killed_by_a_signal_exits_128_plus_n() -> None:
     code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
-    outcome = shim.run_budgeted([sys.executable, "-c", code], {}, time.time() + 30, 1, 1)
+    outcome = budget.run_budgeted([sys.executable, "-c", code], {}, time.time() + 30, 1, 1)
     assert (outcome.code, outcome.reason) == (128 + signal.SIGTERM, "failed")
-
-
-def test_bad_budget_knob_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("SPECTRAMIND_BUDGET_S", "nine hours")
-    assert shim.main(["--bundle", str(tmp_path), "true"]) == 1
-    assert "SPECTRAMIND_BUDGET_S='nine hours' is not a number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("layout", ["slug", "slug/inner", "datasets/owner/slug"])
 def test_locate_bundle_layouts(tmp_path: Path, layout: str) -> None:
     root = tmp_path / layout
     (root / "boot").mkdir(parents=True)
-    (root / "boot" / "shim.py").write_text("")
+    (root / "boot" / "kaggle-boot.sh").write_text("")
     (root / "MANIFEST.json").write_text("{}")
     (tmp_path / "ariel-data-challenge-2025" / "boot").mkdir(parents=True)  # no MANIFEST: not a bundle
-    (tmp_path / "ariel-data-challenge-2025" / "boot" / "shim.py").write_text("")
-    assert shim.locate_bundle(tmp_path) == root
+    (tmp_path / "ariel-data-challenge-2025" / "boot" / "kaggle-boot.sh").write_text("")
+    assert locate.locate_bundle(tmp_path) == root
+
+
+def test_second_bundle_attached_is_refused_naming_both(tmp_path: Path) -> None:
+    roots = [tmp_path / "one", tmp_path / "datasets" / "me" / "two"]
+    for root in roots:
+        (root / "boot").mkdir(parents=True)
+        (root / "boot" / "kaggle-boot.sh").write_text("")
+        (root / "MANIFEST.json").write_text("{}")
+    for here in (None, roots[0]):
+        with pytest.raises(base.BootError) as info:
+            locate.locate_bundle(tmp_path, here)
+        assert info.value.code == 3 and all(str(r) in info.value.where for r in roots)
+
+
+def test_unexpected_bundle_hash_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SPECTRAMIND_BUNDLE_SHA256", "a" * 64)
+    with pytest.raises(base.BootError, match="not the one this kernel expects") as info:
+        locate.check_expected({"bundle_sha256": "b" * 64}, tmp_path)
+    assert info.value.code == 3
+    assert locate.check_expected({"bundle_sha256": "a" * 64}, tmp_path) == "a" * 64
+    monkeypatch.delenv("SPECTRAMIND_BUNDLE_SHA256")
+    assert locate.check_expected({"bundle_sha256": "b" * 64}, tmp_path) is None
 
 
 def test_locate_bundle_missing_names_the_patterns(tmp_path: Path) -> None:
-    with pytest.raises(shim.BootError) as info:
-        shim.locate_bundle(tmp_path)
-    assert "datasets/*/*/boot/shim.py" in info.value.where and "attach the bundle" in info.value.fix
+    with pytest.raises(base.BootError) as info:
+        locate.locate_bundle(tmp_path)
+    assert "datasets/*/*/boot/kaggle-boot.sh" in info.value.where and "attach the bundle" in info.value.fix
 
 
-def test_uv_runs_only_from_a_wheel_matching_the_manifest_and_learns_the_interpreter(tmp_path: Path) -> None:
-    from tests.support.bundles import make_uv_wheel
-
-    bundle, work = tmp_path / "bundle", tmp_path / "work"
-    wheel = make_uv_wheel(bundle / "wheels")
-    work.mkdir()
-    listed = {"files": [{"path": f"wheels/{wheel.name}", "sha256": shim.file_sha256(wheel)}]}
-    tampered = {"files": [{"path": f"wheels/{wheel.name}", "sha256": "0" * 64}]}
-    assert shim.prepare_uv(bundle, work, tampered) is None
-    assert not (work / "uv").exists()  # an unverified binary is not kept
-    binary = shim.prepare_uv(bundle, work, listed)
-    assert binary == work / "uv" and binary.stat().st_mode & 0o111
-    # uv asked this interpreter for its paths and tags beside verification, in the install's cache
-    assert [p.name for p in (work / "uv-cache").glob("interpreter-v*")]
+@pytest.mark.parametrize(("args", "mode"), [([], "overlap"), (["boot.verify=strict"], "strict")])
+def test_verify_mode_from_the_command(args: list[str], mode: str) -> None:
+    assert main.verify_mode(["spectramind", "predict", *args]) == mode
 
 
-def test_deflated_uv_wheel_still_unpacks_and_verification_reuses_the_digest(tmp_path: Path) -> None:
-    import zipfile
-    from concurrent.futures import Future
-
-    from tests.support.bundles import make_uv_wheel
-
-    bundle, work = tmp_path / "bundle", tmp_path / "work"
-    stored = make_uv_wheel(tmp_path / "stored")
-    (bundle / "wheels").mkdir(parents=True)
-    wheel = bundle / "wheels" / stored.name
-    with zipfile.ZipFile(stored) as src, zipfile.ZipFile(wheel, "w") as out:
-        for info in src.infolist():  # as PyPI serves it: deflated
-            out.writestr(info, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
-    work.mkdir()
-    rel = f"wheels/{wheel.name}"
-    manifest = {"files": [{"path": rel, "sha256": shim.file_sha256(wheel), "size": wheel.stat().st_size}]}
-    manifest["bundle_sha256"] = shim.bundle_sha256(manifest["files"])
-    (bundle / shim.MANIFEST_NAME).write_text(json.dumps(manifest))
-    digest: Future[str | None] = Future()
-    binary = shim.extract_uv(bundle, work, manifest, digest)
-    with zipfile.ZipFile(stored) as zf:
-        member = next(n for n in zf.namelist() if n.endswith(".data/scripts/uv"))
-        assert binary is not None and binary.read_bytes() == zf.read(member)
-    assert digest.result() == manifest["files"][0]["sha256"]
-    assert shim.verify_bundle(bundle, {rel: digest}).ok
-    wrong: Future[str | None] = Future()
-    wrong.set_result("0" * 64)  # what a tampered file would hash to: reported, not trusted
-    assert shim.verify_bundle(bundle, {rel: wrong}).modified == [rel]
-    unknown: Future[str | None] = Future()
-    unknown.set_result(None)  # nothing hashed elsewhere: verification hashes it itself
-    assert shim.verify_bundle(bundle, {rel: unknown}).ok
+def test_bad_verify_mode_is_a_clear_error() -> None:
+    with pytest.raises(base.BootError, match=r"boot\.verify='fast' is not one of overlap, strict"):
+        main.verify_mode(["spectramind", "predict", "boot.verify=fast"])

@@ -1,8 +1,10 @@
 """``python -m bundler build``: pack the Kaggle dataset (DESIGN §5).
 
 A pipeline of small steps over one staging directory beside ``--out``:
-wheelhouse → project wheel → configs → weights (DVC) → boot → lock → Kaggle metadata → SBOM →
-secrets / safety / limits → MANIFEST.json → atomic publish → kernel folders (``<out>/../kernels``).
+wheelhouse → project wheel → site (the delta installed, .pyc for the target) → configs → weights (DVC)
+→ boot → lock → Kaggle metadata → SBOM → secrets / safety / limits → MANIFEST.json → atomic publish →
+kernel folders (``<out>/../kernels``). With ``bundle.install=wheels`` the wheels ship in ``wheels/``
+instead of ``site/`` and boot installs them.
 Nothing reaches ``--out`` before every check passed; a build killed midway leaves the previous
 bundle whole.
 """
@@ -26,6 +28,7 @@ from bundler.image import load_image
 from bundler.output import Result, console
 from bundler.projectwheel import ProjectWheel, build_project_wheel
 from bundler.sbom import SBOM_NAME, Package, make_sbom
+from bundler.siteinstall import Installed, Pyc, cached_tree, find_pyc, merge_trees
 from spectramind.shim import atomic_write
 
 # Test-only hook, explicit by name: pause before this step (the atomicity test SIGKILLs the build there).
@@ -52,6 +55,7 @@ class BuildState:
     """What the steps produced so far (the stage is the bundle-to-be)."""
 
     stage: Path
+    scratch: Path  # wheels that are installed into site/ rather than shipped (beside the stage)
     wheelhouse: Any = None  # bundler.wheelhouse.WheelhouseResult
     project_wheel: ProjectWheel | None = None
     weights: list[dvc.WeightStatus] = field(default_factory=list)
@@ -60,6 +64,12 @@ class BuildState:
     timings: dict[str, float] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
     usage: pack.Usage | None = None
+    site: list[Installed] = field(default_factory=list)
+    pyc: Pyc | None = None
+
+    def wheels_dir(self, inp: BuildInputs) -> Path:
+        """Where fetched and built wheels go: shipped in wheels/, or kept aside to install into site/."""
+        return self.stage / "wheels" if inp.settings.bundle.install == "wheels" else self.scratch / "wheels"
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -138,11 +148,11 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
 def step_wheelhouse(inp: BuildInputs, st: BuildState) -> None:
     from bundler.wheelhouse import build_wheelhouse
 
-    (st.stage / "wheels").mkdir(exist_ok=True)
+    st.wheels_dir(inp).mkdir(parents=True, exist_ok=True)
     st.wheelhouse = build_wheelhouse(
         inp.settings,
         lock=inp.lock,
-        dest=st.stage / "wheels",
+        dest=st.wheels_dir(inp),
         offline=inp.offline,
         allow_clobber=inp.allow_clobber,
     )
@@ -153,7 +163,7 @@ def step_project_wheel(inp: BuildInputs, st: BuildState) -> None:
     s = inp.settings
     wheel = build_project_wheel(
         s.path(s.bundle.project_dir),
-        st.stage / "wheels",
+        st.wheels_dir(inp),
         cache_dir=s.path(s.bundle.cache_dir),
         index_url=s.bundle.index_url,
         epoch=inp.epoch,
@@ -167,6 +177,28 @@ def step_project_wheel(inp: BuildInputs, st: BuildState) -> None:
             fix="remove the project from requirements.in and re-lock; the build adds its own wheel",
         )
     st.project_wheel = wheel
+
+
+def step_site(inp: BuildInputs, st: BuildState) -> None:
+    """Install every delta wheel and the project wheel into site/ (cached trees, .pyc for the target)."""
+    if inp.settings.bundle.install == "wheels":
+        return
+    assert st.project_wheel is not None  # noqa: S101 -- step order
+    s = inp.settings
+    st.pyc = find_pyc(s.target.python)
+    if st.pyc.python is None:
+        st.warnings.append(st.pyc.reason)
+    wheels = [(r.name, r.version, r.filename, r.sha256) for r in st.wheelhouse.wheels]
+    pw = st.project_wheel
+    wheels.append((pw.name, pw.version, pw.filename, pw.sha256))
+    cache = s.path(s.bundle.cache_dir)
+    for name, version, filename, sha in wheels:
+        st.site.append(
+            cached_tree(
+                st.wheels_dir(inp) / filename, sha, name=name, version=version, pyc=st.pyc, cache_dir=cache
+            )
+        )
+    st.warnings += merge_trees(st.site, st.stage / "site")
 
 
 def _copy_entries(inp: BuildInputs, entries: list[str], dest: Path, exclude: Callable[[str], bool]) -> None:
@@ -208,17 +240,17 @@ def step_weights(inp: BuildInputs, st: BuildState) -> None:
 
 def step_boot(inp: BuildInputs, st: BuildState) -> None:
     s = inp.settings
-    sources = {
-        "kaggle-boot.sh": s.root / "bin" / "kaggle-boot.sh",
-        "shim.py": s.path(s.bundle.project_dir) / "spectramind" / "shim.py",
-    }
-    for name, src in sources.items():
-        if src.is_file():
-            pack.copy_file(
-                src, st.stage / "boot" / name, project_root=s.root, executable=name.endswith(".sh")
-            )
-        else:
-            st.warnings.append(f"boot file missing, not packed: {src}")
+    script = s.root / "bin" / "kaggle-boot.sh"
+    shim = s.path(s.bundle.project_dir) / "spectramind" / "shim"
+    if not script.is_file() or not (shim / "main.py").is_file():
+        raise UsageError(
+            "the boot files are missing",
+            where=f"{script}, {shim}/",
+            fix="restore bin/kaggle-boot.sh and src/spectramind/shim/ from git",
+        )
+    pack.copy_file(script, st.stage / "boot" / "kaggle-boot.sh", project_root=s.root, executable=True)
+    for module in sorted(shim.glob("*.py")):  # the stdlib-only shim package, as shipped
+        pack.copy_file(module, st.stage / "boot" / "shim" / module.name, project_root=s.root)
 
 
 def step_lock(inp: BuildInputs, st: BuildState) -> None:
@@ -241,7 +273,7 @@ def step_sbom(inp: BuildInputs, st: BuildState) -> None:
             r.version,
             "built" if r.origin == "built" else "index",
             r.filename,
-            r.source_sha256 or r.sha256,  # the component as the index serves it, not our repack
+            r.sha256,
         )
         for r in st.wheelhouse.wheels
     ]
@@ -259,17 +291,28 @@ def step_sbom(inp: BuildInputs, st: BuildState) -> None:
 def step_checks(inp: BuildInputs, st: BuildState) -> None:
     assert st.project_wheel is not None  # noqa: S101 -- step order
     s = inp.settings
-    project_wheel = f"wheels/{st.project_wheel.filename}"
-    secrets.require_clean(st.stage, wheels_to_open=[project_wheel])
-    needles = [str(s.root), str(st.stage), str(s.path(s.bundle.cache_dir))]
-    pack.check_no_build_paths(st.stage, needles)
-    pack.check_wheel_for_paths(st.stage / project_wheel, needles, where=project_wheel)
+    wheel = st.wheels_dir(inp) / st.project_wheel.filename
+    project_wheel = wheel.relative_to(st.stage).as_posix() if wheel.is_relative_to(st.stage) else None
+    # Third-party files of site/ are opaque, as their wheels are: they came hash-checked from the lock.
+    third_party = _third_party_site(st)
+    secrets.require_clean(st.stage, wheels_to_open=[project_wheel] if project_wheel else [], skip=third_party)
+    needles = [str(s.root), str(st.stage), str(st.scratch), str(s.path(s.bundle.cache_dir))]
+    pack.check_no_build_paths(st.stage, needles, skip=third_party)
+    pack.check_wheel_for_paths(wheel, needles, where=project_wheel or f"site/ <- {wheel.name}")
     limits = s.bundle.limits
     st.usage = pack.check_limits(
         st.stage,
         max_top_level_entries=limits.max_top_level_entries,
         max_total_bytes=limits.max_total_bytes,
     )
+
+
+def _third_party_site(st: BuildState) -> Callable[[str], bool]:
+    """True for a path under site/ that no project file is at (the project's own files are scanned)."""
+    assert st.project_wheel is not None  # noqa: S101 -- step order
+    own = next((i.tree for i in st.site if i.name == st.project_wheel.name), None)
+    ours = {p.relative_to(own).as_posix() for p in own.rglob("*") if p.is_file()} if own else set()
+    return lambda rel: rel.startswith("site/") and rel.removeprefix("site/") not in ours
 
 
 def step_manifest(inp: BuildInputs, st: BuildState) -> None:
@@ -281,7 +324,6 @@ def step_manifest(inp: BuildInputs, st: BuildState) -> None:
     built.append({**asdict(wheel), "origin": "project"})
     for record in built:
         record.pop("cached", None)
-        record.pop("source_sha256", None)
     pack.set_times(st.stage, inp.epoch)
     st.manifest = pack.write_manifest(
         st.stage,
@@ -293,11 +335,12 @@ def step_manifest(inp: BuildInputs, st: BuildState) -> None:
             "created": pack.created_iso(inp.epoch),
             "skipped": sorted(st.wheelhouse.skipped, key=lambda p: (p["name"], p["version"])),
             "built": sorted(built, key=lambda r: r["filename"]),
-            "repacked": [
-                {"filename": r.filename, "sha256": r.sha256, "source_sha256": r.source_sha256}
-                for r in st.wheelhouse.wheels
-                if r.source_sha256
+            "install": inp.settings.bundle.install,
+            "site": [
+                {"name": i.name, "version": i.version, "sha256": i.sha256, "files": i.files}
+                for i in sorted(st.site, key=lambda i: i.name)
             ],
+            "pyc": st.pyc.manifest() if st.pyc is not None else {"mode": "none", "reason": "wheels mode"},
         },
     )
     pack.set_times(st.stage, inp.epoch)
@@ -310,6 +353,7 @@ def step_publish(inp: BuildInputs, st: BuildState) -> None:
 STEPS: tuple[tuple[str, Callable[[BuildInputs, BuildState], None]], ...] = (
     ("wheelhouse", step_wheelhouse),
     ("project wheel", step_project_wheel),
+    ("site", step_site),
     ("configs", step_configs),
     ("weights", step_weights),
     ("boot", step_boot),
@@ -331,7 +375,8 @@ def build(inp: BuildInputs) -> BuildState:
 
 def _build(inp: BuildInputs) -> BuildState:
     """Run every step over a fresh stage; on any failure the stage is removed and --out untouched."""
-    st = BuildState(stage=pack.new_stage(inp.out))
+    stage = pack.new_stage(inp.out)
+    st = BuildState(stage=stage, scratch=pack.new_stage(inp.out, "scratch"))
     try:
         for number, (name, step) in enumerate(STEPS, start=1):
             _test_pause(name)
@@ -342,7 +387,9 @@ def _build(inp: BuildInputs) -> BuildState:
     except BaseException:
         shutil.rmtree(st.stage, ignore_errors=True)
         raise
-    kernels.write_kernels(st.kernel_plan, inp.kernels_out)
+    finally:
+        shutil.rmtree(st.scratch, ignore_errors=True)
+    kernels.write_kernels(st.kernel_plan, inp.kernels_out, bundle_sha256=st.manifest["bundle_sha256"])
     return st
 
 
@@ -366,7 +413,10 @@ def run(args: argparse.Namespace) -> Result:
         "files": len(m["files"]),
         "bytes": total,
         "top_level": sorted([*st.usage.top_level, "MANIFEST.json"]),
+        "install": inp.settings.bundle.install,
         "wheels": [asdict(r) for r in wh.wheels] + [asdict(st.project_wheel)],
+        "site": m["site"],
+        "pyc": m["pyc"],
         "skipped": m["skipped"],
         "built": m["built"],
         "weights": [asdict(w) for w in st.weights],
@@ -383,9 +433,12 @@ def run(args: argparse.Namespace) -> Result:
         ("bundle", str(inp.out)),
         ("files", str(len(m["files"]))),
         (
-            "wheels",
-            f"{len(wh.wheels) + 1} ({len(m['built'])} built from sdist, incl. {st.project_wheel.filename})",
+            "delta",
+            f"{len(wh.wheels) + 1} wheels ({len(m['built'])} built from sdist, "
+            f"incl. {st.project_wheel.filename}), "
+            + ("installed in site/" if m["install"] == "site" else "shipped in wheels/"),
         ),
+        ("pyc", f"{m['pyc']['mode']} (Python {m['pyc'].get('python') or 'none found'})"),
         ("skipped", f"{len(m['skipped'])} (the image has them)"),
         ("bytes", f"{total:,} ({total / 1024**2:.1f} MiB)"),
         ("bundle hash", m["bundle_sha256"]),

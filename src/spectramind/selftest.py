@@ -19,7 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from spectramind import shim
+from spectramind.shim.base import DEFAULT_INPUT, DEFAULT_OUTPUT, BootError
+from spectramind.shim.install import installed_versions, parse_lock, version_satisfies
+from spectramind.shim.locate import locate_bundle
+from spectramind.shim.manifest import MANIFEST_NAME, read_manifest
+from spectramind.shim.target import check_target
+from spectramind.shim.verify import verify_bundle
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
 
@@ -43,14 +48,14 @@ class Context:
 
 
 def _context(overrides: list[str]) -> Context:
-    input_dir = Path(os.environ.get("SPECTRAMIND_INPUT", shim.DEFAULT_INPUT))
+    input_dir = Path(os.environ.get("SPECTRAMIND_INPUT", DEFAULT_INPUT))
     bundle: Path | None = None
     if os.environ.get("SPECTRAMIND_BUNDLE"):
         bundle = Path(os.environ["SPECTRAMIND_BUNDLE"])
     else:
         try:
-            bundle = shim.locate_bundle(input_dir)
-        except shim.BootError:
+            bundle = locate_bundle(input_dir)
+        except BootError:
             bundle = None
     env: dict[str, Any] = {}
     target: dict[str, Any] = {}
@@ -67,10 +72,10 @@ def _context(overrides: list[str]) -> Context:
         )
     except Exception as exc:  # a broken config is reported, not fatal: the other checks still run
         source = f"config unavailable ({type(exc).__name__})"
-    if bundle is not None and (bundle / shim.MANIFEST_NAME).is_file():
+    if bundle is not None and (bundle / MANIFEST_NAME).is_file():
         with contextlib.suppress(ValueError):
-            target, source = dict(shim.read_manifest(bundle).get("target") or {}), f"{bundle}/MANIFEST.json"
-    output = os.environ.get("SPECTRAMIND_OUTPUT") or str(env.get("output_dir") or shim.DEFAULT_OUTPUT)
+            target, source = dict(read_manifest(bundle).get("target") or {}), f"{bundle}/MANIFEST.json"
+    output = os.environ.get("SPECTRAMIND_OUTPUT") or str(env.get("output_dir") or DEFAULT_OUTPUT)
     if not os.environ.get("SPECTRAMIND_INPUT") and env.get("input_dir"):
         input_dir = Path(str(env["input_dir"]))
     return Context(
@@ -86,8 +91,8 @@ def _context(overrides: list[str]) -> Context:
 
 def check_python(ctx: Context) -> list[Check]:
     try:
-        running = shim.check_target({"target": ctx.target})
-    except shim.BootError as exc:
+        running = check_target({"target": ctx.target})
+    except BootError as exc:
         return [Check("python/platform", FAIL, f"{exc.what} ({ctx.target_source})")]
     if not ctx.target:
         return [Check("python/platform", SKIP, f"no target known ({ctx.target_source})")]
@@ -170,7 +175,7 @@ def check_mounts(ctx: Context) -> list[Check]:
 def check_bundle(ctx: Context) -> list[Check]:
     if ctx.bundle is None:
         return [Check("bundle", SKIP, "not running from a bundle"), Check("packages", SKIP, "no lock")]
-    report = shim.verify_bundle(ctx.bundle)
+    report = verify_bundle(ctx.bundle)
     problems = [
         *report.errors,
         *(f"modified {p}" for p in report.modified),
@@ -190,15 +195,14 @@ def check_bundle(ctx: Context) -> list[Check]:
     if not lock.is_file():
         return [*checks, Check("packages", SKIP, "the bundle has no requirements.lock")]
     try:
-        pins = shim.parse_lock(lock.read_text(encoding="utf-8"))
-    except shim.BootError as exc:
+        pins = parse_lock(lock.read_text(encoding="utf-8"))
+    except BootError as exc:
         return [*checks, Check("packages", FAIL, exc.what)]
-    pins = [p for p in pins if p.key not in shim.BOOT_ONLY]  # boot runs uv from its wheel
-    have = shim.installed_versions()
+    have = installed_versions()
     wrong = [
         f"{p.name}=={p.version} (have {have.get(p.key, 'none')})"
         for p in pins
-        if p.marker == "" and not (p.key in have and shim.version_satisfies(have[p.key], p.version))
+        if p.marker == "" and not (p.key in have and version_satisfies(have[p.key], p.version))
     ]
     detail = f"{len(pins) - len(wrong)}/{len(pins)} locked packages installed"
     return [

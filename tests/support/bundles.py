@@ -1,24 +1,27 @@
 """Hand-built bundles (DESIGN §5) for boot/simulate tests: tiny wheels, a hashed lock, MANIFEST.json.
 
-The MANIFEST is written with the shim's own `file_entries`/`bundle_sha256`, so what the tests build
-is checked by the same code that checks real bundles.
+The delta is installed into ``site/`` by the build's own code (`bundler.siteinstall`), and the
+MANIFEST is written with the shim's own `file_entries`/`seal`, so what the tests build is made and
+checked by the same code that makes and checks real bundles.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.metadata
 import json
 import platform
 import shutil
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spectramind.shim import MANIFEST_NAME, MANIFEST_SCHEMA, bundle_sha256, file_entries, glibc_version
+from bundler.siteinstall import Pyc, cached_tree, merge_trees
+from spectramind.shim.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, file_entries, seal
+from spectramind.shim.target import glibc_version
 
 REPO = Path(__file__).resolve().parents[2]
 _EPOCH = (2020, 1, 1, 0, 0, 0)
@@ -110,24 +113,6 @@ def make_spectramind_wheel(directory: Path, version: str = "0.5.0") -> Path:
     return make_pkg_wheel(directory, "spectramind", version, files)
 
 
-def make_uv_wheel(directory: Path) -> Path:
-    """The uv wheel layout (``uv-<v>.data/scripts/uv``, exec bit) around this machine's real uv binary."""
-    import uv  # the uv package installed here: its binary is the real thing
-
-    binary = Path(uv.find_uv_bin())
-    version = importlib.metadata.version("uv")
-    arc = f"uv-{version}.data/scripts/uv"
-    return make_pkg_wheel(
-        directory,
-        "uv",
-        version,
-        {arc: binary.read_bytes()},
-        tag=f"py3-none-manylinux_2_17_{platform.machine()}",
-        modes={arc: 0o755},
-        compression=zipfile.ZIP_STORED,
-    )
-
-
 def running_target() -> dict[str, Any]:
     """MANIFEST ``target`` for the interpreter running the tests."""
     major, minor = sys.version_info[:2]
@@ -149,7 +134,8 @@ class Pin:
 class BundleSpec:
     pins: list[Pin] = field(default_factory=list)
     spectramind: Path | None = None
-    uv: Path | None = None
+    install: str = "site"  # or "wheels": boot installs wheels/ with the image's uv or pip
+    pyc: bool = True  # compile .pyc for this interpreter (the run env's) into site/
     target: dict[str, Any] = field(default_factory=running_target)
     image: dict[str, str] = field(default_factory=lambda: {"name": "test-image", "sha256": "0" * 64})
     env_profile: str = (
@@ -180,12 +166,14 @@ def write_manifest(
     image: dict[str, str],
     skipped: list[dict[str, str]],
     built: list[dict[str, Any]] | None = None,
+    install: str = "site",
+    site: list[dict[str, Any]] | None = None,
+    pyc: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     entries = file_entries(root)
     lock = root / "requirements.lock"
     manifest = {
         "schema": MANIFEST_SCHEMA,
-        "bundle_sha256": bundle_sha256(entries),
         "target": target,
         "image": image,
         "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
@@ -194,27 +182,50 @@ def write_manifest(
         "files": entries,
         "skipped": skipped,
         "built": built or [],
+        "install": install,
+        "site": site or [],
+        "pyc": pyc or {"mode": "none", "python": None, "reason": "wheels mode"},
     }
+    manifest = seal(manifest)
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
+SITE_CACHE = Path(tempfile.gettempdir()) / "spectramind-test-site-trees"  # content-addressed, verified
+
+
+def install_site(root: Path, wheels: list[Path], *, pyc: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Install ``wheels`` into ``root/site`` as the build does; MANIFEST ``site`` and ``pyc``."""
+    compiler = Pyc(Path(sys.executable), platform.python_version()) if pyc else Pyc(None, None, "no pyc")
+    trees = []
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        trees.append(
+            cached_tree(wheel, digest, name=name, version=version, pyc=compiler, cache_dir=SITE_CACHE)
+        )
+    merge_trees(trees, root / "site")
+    site = [{"name": t.name, "version": t.version, "sha256": t.sha256, "files": t.files} for t in trees]
+    return site, compiler.manifest()
+
+
 def make_bundle(root: Path, spec: BundleSpec) -> Path:
     """Write a bundle at ``root`` (boot files from this checkout) and return it."""
-    (root / "boot").mkdir(parents=True)
-    (root / "wheels").mkdir()
+    (root / "boot" / "shim").mkdir(parents=True)
     shutil.copy2(REPO / "bin" / "kaggle-boot.sh", root / "boot" / "kaggle-boot.sh")
-    shutil.copy2(REPO / "src" / "spectramind" / "shim.py", root / "boot" / "shim.py")
-    for pin in spec.pins:
-        if pin.ship:
-            shutil.copy2(pin.wheel, root / "wheels" / pin.wheel.name)
-    for extra in (spec.spectramind, spec.uv):
-        if extra is not None:
-            shutil.copy2(extra, root / "wheels" / extra.name)
-    lock_pins = list(spec.pins)
-    if spec.uv is not None:
-        lock_pins.append(Pin("uv", importlib.metadata.version("uv"), spec.uv))
-    (root / "requirements.lock").write_text(_lock_text(lock_pins))
+    for module in (REPO / "src" / "spectramind" / "shim").glob("*.py"):
+        shutil.copy2(module, root / "boot" / "shim" / module.name)
+    shipped = [pin.wheel for pin in spec.pins if pin.ship]
+    shipped += [spec.spectramind] if spec.spectramind is not None else []
+    site: list[dict[str, Any]] = []
+    pyc: dict[str, Any] | None = None
+    if spec.install == "wheels":
+        (root / "wheels").mkdir()
+        for wheel in shipped:
+            shutil.copy2(wheel, root / "wheels" / wheel.name)
+    else:
+        site, pyc = install_site(root, shipped, pyc=spec.pyc)
+    (root / "requirements.lock").write_text(_lock_text(list(spec.pins)))
     (root / "configs" / "env").mkdir(parents=True)
     (root / "configs" / "env" / "kaggle.yaml").write_text(spec.env_profile)
     (root / "dataset-metadata.json").write_text(
@@ -233,7 +244,16 @@ def make_bundle(root: Path, spec: BundleSpec) -> Path:
         for p in spec.pins
         if p.sdist is not None
     ]
-    write_manifest(root, target=spec.target, image=spec.image, skipped=skipped, built=built)
+    write_manifest(
+        root,
+        target=spec.target,
+        image=spec.image,
+        skipped=skipped,
+        built=built,
+        install=spec.install,
+        site=site,
+        pyc=pyc,
+    )
     return root
 
 

@@ -1,0 +1,168 @@
+"""Bundle verification in two parts, so that its cost does not grow with the delta on the critical path.
+
+- `check_bundle` (before anything from the bundle runs): MANIFEST.json is self-consistent (its
+  ``bundle_sha256`` covers files and metadata), every listed file exists with its size and nothing
+  else is there, and every small file (boot, configs, lock, metadata) is hashed.
+- `Verifier` (beside the run, at low priority): the content hashes of ``site/`` and ``weights/``.
+  Boot stops the command when it finds a mismatch (``boot.verify=overlap``), or runs it to the end
+  before anything runs (``boot.verify=strict``).
+
+`verify_bundle` does both at once (``python -m bundler verify``, ``spectramind test``, push).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .manifest import MANIFEST_NAME, MANIFEST_SCHEMA, bundle_sha256, file_sha256, metadata, read_manifest
+
+# Hashed beside the run: the installed delta and the weights are where the bytes are.
+DEFERRED = ("site/", "weights/")
+
+
+@dataclass
+class VerifyReport:
+    """What differs between a bundle directory and its MANIFEST.json."""
+
+    bundle_sha256: str = ""
+    files: int = 0
+    bytes: int = 0
+    hashed_bytes: int = 0
+    modified: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    deferred: list[dict[str, Any]] = field(default_factory=list)  # entries left for the Verifier
+
+    @property
+    def ok(self) -> bool:
+        return not (self.modified or self.missing or self.extra or self.errors)
+
+    def problems(self) -> list[str]:
+        named = [f"modified: {p}" for p in self.modified] + [f"missing: {p}" for p in self.missing]
+        return named + [f"extra: {p}" for p in self.extra] + self.errors
+
+
+def scan(root: Path) -> dict[str, int]:
+    """Relative POSIX path -> size of every file under ``root`` (MANIFEST.json left out).
+
+    A symlink is reported with size -1: a bundle never holds one, so it can never match.
+    """
+    found: dict[str, int] = {}
+    stack = [(root, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as it:
+            for entry in it:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    found[rel] = -1
+                elif entry.is_dir():
+                    stack.append((Path(entry.path), rel + "/"))
+                elif rel != MANIFEST_NAME:
+                    found[rel] = entry.stat().st_size
+    return found
+
+
+def check_bundle(root: Path, manifest: dict[str, Any] | None = None, *, defer: bool = True) -> VerifyReport:
+    """The critical-path check (see module doc); with ``defer=False`` every file is hashed here."""
+    report = VerifyReport()
+    try:
+        manifest = read_manifest(root) if manifest is None else manifest
+        listed = {str(e["path"]): e for e in manifest["files"]}
+        report.bundle_sha256 = str(manifest.get("bundle_sha256", ""))
+    except FileNotFoundError:
+        report.errors.append(f"{MANIFEST_NAME} is missing")
+        return report
+    except (ValueError, KeyError, TypeError) as exc:
+        report.errors.append(f"{MANIFEST_NAME} is unreadable: {exc}")
+        return report
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        report.errors.append(
+            f"{MANIFEST_NAME} has schema {manifest.get('schema')!r}; this boot reads schema {MANIFEST_SCHEMA}"
+        )
+        return report
+    if bundle_sha256(list(listed.values()), metadata(manifest)) != report.bundle_sha256:
+        report.errors.append(f"bundle_sha256 does not match the files and metadata in {MANIFEST_NAME}")
+    present = scan(root)
+    report.missing = sorted(set(listed) - set(present))
+    report.extra = sorted(set(present) - set(listed))
+    for rel in sorted(set(listed) & set(present)):
+        entry = listed[rel]
+        report.files += 1
+        report.bytes += max(present[rel], 0)
+        if present[rel] != entry["size"]:
+            report.modified.append(rel)
+        elif defer and rel.startswith(DEFERRED):
+            report.deferred.append(entry)
+        else:
+            report.hashed_bytes += present[rel]
+            if file_sha256(root / rel) != entry["sha256"]:
+                report.modified.append(rel)
+    return report
+
+
+def verify_bundle(root: Path) -> VerifyReport:
+    """Every check and every hash, in this thread."""
+    return check_bundle(root, defer=False)
+
+
+class Verifier:
+    """Hashes the deferred entries in a background thread at low CPU priority.
+
+    ``on_failure(path)`` is called once, from that thread, at the first mismatch; hashing goes on so
+    that the record names every modified file.
+    """
+
+    def __init__(self, root: Path, entries: list[dict[str, Any]], on_failure: Callable[[str], None]) -> None:
+        self.root, self.entries, self.on_failure = root, entries, on_failure
+        self.modified: list[str] = []
+        self.bytes = 0
+        self.seconds = 0.0
+        self.finished_at: float | None = None
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="boot-verify", daemon=True)
+
+    def start(self, *, background: bool = True) -> Verifier:
+        if background:
+            self._thread.start()
+        else:
+            self._run(nice=False)
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return self.done.is_set() and not self.modified
+
+    def wait(self) -> bool:
+        self.done.wait()
+        return not self.modified
+
+    def _run(self, nice: bool = True) -> None:
+        started = time.perf_counter()
+        if nice:  # Linux niceness is per thread: the command keeps the CPU, hashing takes what is left
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        try:
+            for entry in self.entries:
+                path = str(entry["path"])
+                try:
+                    good = file_sha256(self.root / path) == entry["sha256"]
+                except OSError:
+                    good = False
+                self.bytes += int(entry["size"])
+                if not good:
+                    self.modified.append(path)
+                    if len(self.modified) == 1:
+                        self.on_failure(path)
+        finally:
+            self.seconds = round(time.perf_counter() - started, 4)
+            self.finished_at = time.time()
+            self.done.set()
