@@ -8,8 +8,9 @@ Three parts, each usable alone:
   cached, keyed by the image sha256 and the package set. `run_env` then makes a thin per-run venv
   that sees the cached one through a ``.pth`` file, so a boot's installs never leak into the cache.
 - `sandbox_argv`: the ``unshare`` command line that runs boot with no network (a new network
-  namespace whose only interface, loopback, stays down) and a private mount namespace in which
-  ``/kaggle/input`` is read-only and ``/kaggle/working`` is the caller's output folder.
+  namespace whose only interface is its own loopback, up as in a kernel: torchrun's rendezvous
+  needs it) and a private mount namespace in which ``/kaggle/input`` is read-only and
+  ``/kaggle/working`` is the caller's output folder.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ _INSIDE = r"""
 set -euo pipefail
 slug=$1 bundle=$2 out=$3 data=$4 image=$5 runenv=$6  # image: the cached image venv
 shift 6
+if command -v ip >/dev/null; then ip link set lo up; fi  # this namespace's own loopback, as in a kernel
 mount -t tmpfs -o mode=0755 spectramind-kaggle /kaggle
 mkdir -p "/kaggle/input/$slug" /kaggle/working
 mount --bind "$bundle" "/kaggle/input/$slug"

@@ -17,14 +17,7 @@ from pathlib import Path
 import pytest
 
 from bundler import sandbox
-from tests.support.bundles import (
-    BundleSpec,
-    Pin,
-    make_bundle,
-    make_data,
-    make_spectramind_wheel,
-    make_uv_wheel,
-)
+from tests.support.bundles import BundleSpec, Pin, make_bundle, make_data, make_spectramind_wheel
 from tests.support.images import image_manifest
 from tests.support.wheels import make_wheel
 
@@ -39,7 +32,6 @@ class SimKit:
         self.imgpkg = make_wheel(self.wheels, "imgpkg", "1.0", requires=["imgdep>=1"])
         self.imgdep = make_wheel(self.wheels, "imgdep", "3.0")
         self.spectramind = make_spectramind_wheel(self.wheels)
-        self.uv = make_uv_wheel(root / "uvwheel")
         major, minor = sys.version_info[:2]
         self.image = root / "image.json"
         self.image.write_text(
@@ -59,14 +51,14 @@ class SimKit:
         )
         self.data = make_data(root / "data")
 
-    def bundle(self, tmp: Path, *, ship_alpha: bool = True) -> Path:
+    def bundle(self, tmp: Path, *, ship_alpha: bool = True, install: str = "site") -> Path:
         spec = BundleSpec(
             pins=[
                 Pin("alpha", "1.0", self.alpha, ship=ship_alpha),
                 Pin("imgpkg", "1.0", self.imgpkg, ship=False),
             ],
             spectramind=self.spectramind,
-            uv=self.uv,
+            install=install,
         )
         return make_bundle(tmp / "bundle", spec)
 
@@ -106,7 +98,7 @@ def test_good_bundle_boots_offline_and_writes_valid_submission(kit: SimKit, tmp_
     assert sub[0] == "planet_id,wl_1,wl_2,sigma_1,sigma_2" and sub[1].endswith("0.75,0.75,0.75,0.75")
     summary = json.loads((out / "run_hash_summary_v50.json").read_text())
     assert summary["bundle"] == "/kaggle/input/spectramind-test-bundle"
-    assert summary["install"]["satisfied"] == ["imgpkg==1.0"]  # from the recreated image
+    assert summary["activate"]["distributions"] == 2  # alpha and spectramind; imgpkg: the recreated image
     assert data["image_env"]["packages"] == 2  # imgpkg and its dependency imgdep, not "unrelated"
     proc2, data2 = kit.simulate(kit.bundle(tmp_path / "again"), out)  # --out we made is reused
     assert proc2.returncode == 0 and data2["image_env"]["cached"] is True
@@ -155,9 +147,9 @@ def test_network_absent_and_input_read_only(kit: SimKit, tmp_path: Path) -> None
     assert "never into --json" in proc.stderr  # kit.simulate parsed stdout as one JSON object
 
 
-def test_missing_wheel_fails_fast(kit: SimKit, tmp_path: Path) -> None:
+def test_wheels_mode_missing_wheel_fails_fast(kit: SimKit, tmp_path: Path) -> None:
     started = time.monotonic()
-    proc, data = kit.simulate(kit.bundle(tmp_path, ship_alpha=False), tmp_path / "w")
+    proc, data = kit.simulate(kit.bundle(tmp_path, ship_alpha=False, install="wheels"), tmp_path / "w")
     assert proc.returncode == 3, proc.stderr
     assert "the bundle has no wheel for alpha==1.0" in proc.stderr
     assert data["submission"]["valid"] is True  # sample_submission.csv as the last resort

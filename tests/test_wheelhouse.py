@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 
 from bundler.config import Settings, load
 from bundler.errors import BundlerError, UsageError, VerificationError
-from bundler.storedwheel import store_wheel
 from bundler.wheelhouse import WheelhouseResult, build_wheelhouse
 from tests.support.images import image_manifest
 from tests.support.index import serve_index
@@ -249,19 +247,9 @@ def test_hash_mismatch_is_a_verification_error(project: Project) -> None:
     assert not project.dest.exists()
 
 
-def deflated(wheel: Path) -> Path:
-    """``wheel`` rewritten with every member deflated, as PyPI's wheels are."""
-    with zipfile.ZipFile(wheel) as zf:
-        members = [(info, zf.read(info)) for info in zf.infolist()]
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for info, data in members:
-            zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
-    return wheel
-
-
-def test_markers_and_uv_switch_leave_pins_out(project: Project) -> None:
+def test_markers_leave_pins_out_and_uv_is_an_ordinary_pin(project: Project) -> None:
     pure = make_wheel(project.files, "tinypure", "1.0")
-    uv = deflated(make_wheel(project.files, "uv", "0.5.0", tag=f"py3-none-{LINUX}"))
+    uv = make_wheel(project.files, "uv", "0.5.0", tag=f"py3-none-{LINUX}")
     old = make_wheel(project.files, "tomli", "2.0.1")
     write_lock(
         project,
@@ -272,42 +260,10 @@ def test_markers_and_uv_switch_leave_pins_out(project: Project) -> None:
         ],
     )
     with serve_index(project.files) as index:
-        with_uv = project.build(index.simple_url)
-        first = (project.dest / uv.name).read_bytes()
-        shutil.rmtree(project.dest)
-        without = project.build(index.simple_url, "bundle.include_uv=false")
-    assert names(with_uv) == [pure.name, uv.name]
-    assert names(without) == [pure.name]
-    # uv is repacked uncompressed (boot copies its binary out instead of inflating it); the pure
-    # wheel stays the locked file.
-    record = {r.filename: r for r in with_uv.wheels}
-    assert record[pure.name].source_sha256 is None and record[pure.name].sha256 == sha256_file(pure)
-    assert record[uv.name].source_sha256 == sha256_file(uv)
-    assert record[uv.name].sha256 == hashlib.sha256(first).hexdigest() != sha256_file(uv)
-    shutil.rmtree(project.dest)
-    again = project.build(offline=True)  # from the cache: the same repack, byte for byte
-    assert again.wheels[-1].sha256 == record[uv.name].sha256
-
-
-def test_stored_repack_keeps_every_member(tmp_path: Path) -> None:
-    source = make_wheel(tmp_path / "in", "uv", "0.5.0", tag=f"py3-none-{LINUX}")
-    with zipfile.ZipFile(source, "a") as zf:  # an executable member, like uv's binary
-        info = zipfile.ZipInfo("uv-0.5.0.data/scripts/uv", date_time=(2024, 5, 6, 7, 8, 10))
-        info.external_attr = 0o100755 << 16
-        zf.writestr(info, b"\x7fELF" + bytes(range(256)) * 64, compress_type=zipfile.ZIP_DEFLATED)
-    (tmp_path / "out").mkdir()
-    dest = store_wheel(source, tmp_path / "out" / source.name)
-    with zipfile.ZipFile(source) as a, zipfile.ZipFile(dest) as b:
-        assert [i.filename for i in a.infolist()] == [i.filename for i in b.infolist()]
-        for x, y in zip(a.infolist(), b.infolist(), strict=True):
-            assert (x.date_time, x.external_attr, x.CRC) == (y.date_time, y.external_attr, y.CRC)
-            assert a.read(x) == b.read(y) and y.compress_type == zipfile.ZIP_STORED
-    assert store_wheel(source, tmp_path / "again.whl").read_bytes() == dest.read_bytes()
-    broken = tmp_path / "broken.whl"
-    broken.write_bytes(source.read_bytes()[:200])
-    with pytest.raises(VerificationError, match="not a readable wheel"):
-        store_wheel(broken, tmp_path / "out" / "broken.whl")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [source.name]  # no temp left
+        result = project.build(index.simple_url)
+    assert names(result) == [pure.name, uv.name]  # a user's uv pin ships like any other package
+    record = {r.filename: r for r in result.wheels}
+    assert record[uv.name].sha256 == sha256_file(uv)  # the locked file as served, no repack
 
 
 def test_lock_out_of_date_and_unknown_image(project: Project) -> None:
