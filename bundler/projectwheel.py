@@ -116,7 +116,7 @@ def build_deps_dir(cache_dir: Path, requires: list[str], *, index_url: str, offl
             where=str(folder),
             fix="run the build once without --offline, or put their wheels into that folder",
         )
-    tmp = tempdirs.make(".fill-", _mkdir(folder.parent))
+    tmp = tempdirs.make(tempdirs.FILL, _mkdir(folder.parent))
     cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(tmp)]
     proc = subprocess.run(
         [*cmd, "--index-url", index_url, *requires],
@@ -267,7 +267,7 @@ def _run_build(source: Path, outdir: Path, deps: Path, epoch: int) -> Path:
 def _store(wheel: Path, folder: Path) -> None:
     """Store ``wheel`` as a cache entry with the sha256 it is checked against on every use."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempdirs.make(".store-", folder.parent)
+    tmp = tempdirs.make(tempdirs.STORE, folder.parent)
     shutil.copyfile(wheel, tmp / wheel.name)
     record = {"filename": wheel.name, "sha256": hash_file(tmp / wheel.name)}
     atomic_write(tmp / _ENTRY, json.dumps(record, indent=1, sort_keys=True).encode())

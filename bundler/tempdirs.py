@@ -20,6 +20,9 @@ PROJECT_WHEEL = "spectramind-projectwheel-"
 WHEELHOUSE_BUILD = "wheelhouse-build-"
 SDIST_BUILD = "sdist-build-"
 SYSTEM_PREFIXES = (PROJECT_WHEEL, WHEELHOUSE_BUILD, SDIST_BUILD)
+# The ones made inside the bundler cache, renamed into place when complete: (folder, prefix).
+FILL, STORE, PARTIAL = ".fill-", ".store-", ".partial-"
+CACHE_PREFIXES = (("build-deps", FILL), ("project-wheels", STORE), ("site-trees", PARTIAL))
 
 
 def alive(pid: int) -> bool:
@@ -45,6 +48,14 @@ def clean_stale(parent: Path | None = None, prefixes: tuple[str, ...] = SYSTEM_P
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
+    return removed
+
+
+def clean_build_leftovers(cache_dir: Path) -> list[Path]:
+    """At the start of a build: remove what builds killed midway left in the temp dir and the cache."""
+    removed = clean_stale()
+    for folder, prefix in CACHE_PREFIXES:
+        removed += clean_stale(cache_dir / folder, (prefix,))
     return removed
 
 

@@ -158,7 +158,9 @@ def make_tiny_project(
         '[tool.setuptools.packages.find]\nwhere = ["."]\ninclude = ["spectramind*"]\n'
     )
     (pkg / "__init__.py").write_text('"""Tiny run-side package for bundler tests."""\n')
-    shutil.copy(REPO / "src" / "spectramind" / "shim.py", pkg / "shim.py")
+    shutil.copytree(
+        REPO / "src" / "spectramind" / "shim", pkg / "shim", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (root / "bin").mkdir()
     (root / "bin" / "kaggle-boot.sh").write_text('#!/usr/bin/env bash\necho "boot $*"\n')
     shutil.copytree(REPO / "kaggle" / "spectramind-v50-infer", root / "kaggle" / "spectramind-v50-infer")

@@ -369,7 +369,7 @@ STEPS: tuple[tuple[str, Callable[[BuildInputs, BuildState], None]], ...] = (
 def build(inp: BuildInputs) -> BuildState:
     """Build while holding --out's lock (a second build into it is refused); see `_build`."""
     with outlock.exclusive(inp.out):
-        tempdirs.clean_stale()  # temp dirs of builds killed midway
+        tempdirs.clean_build_leftovers(inp.settings.path(inp.settings.bundle.cache_dir))
         return _build(inp)
 
 
