@@ -4,6 +4,13 @@ A wheel's filename, its ``*.dist-info/METADATA`` (Name, Version), its ``WHEEL`` 
 its ``RECORD`` (every member with its hash and size) must all agree with each other and with the
 pinned name and version. A wheel that passes installs as exactly the distribution the lock names;
 one that does not is rejected here, at build time, instead of by the installer inside the kernel.
+
+Tags are compared by what decides whether the binary loads: the ABI, the OS family (glibc Linux,
+musl Linux, macOS, Windows, any) and the CPU architecture. Published wheels often label the rest
+loosely (``py2.py3`` in the filename but ``py3`` in WHEEL; ``manylinux_2_28`` in the filename but
+``linux`` in WHEEL after a repair tool renamed the file, ``any`` in WHEEL for a platform-named file),
+and installers accept them. RECORD hashes are urlsafe base64 as the spec says, or hex as a few
+published wheels write them.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ import csv
 import email.parser
 import hashlib
 import io
+import re
 import zipfile
 import zlib
 from pathlib import Path
 
-from packaging.tags import parse_tag
+from packaging.tags import Tag, parse_tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -36,6 +44,31 @@ def _mismatch(path: Path, field: str, expected: str, found: str) -> Verification
     return VerificationError(
         f"wheel {path.name}: {field} is {found!r}, expected {expected!r}", where=str(path), fix=_FIX
     )
+
+
+_PLATFORM = (
+    (re.compile(r"^manylinux_\d+_\d+_(.+)$"), "linux"),
+    (re.compile(r"^manylinux(?:1|2010|2014)_(.+)$"), "linux"),
+    (re.compile(r"^linux_(.+)$"), "linux"),
+    (re.compile(r"^musllinux_\d+_\d+_(.+)$"), "musl"),
+    (re.compile(r"^macosx_\d+_\d+_(.+)$"), "macosx"),
+    (re.compile(r"^win_?(.+)$"), "win"),
+)
+
+
+def loads_as(tag: Tag) -> tuple[str, str, str]:
+    """(ABI, OS family, architecture): the part of a tag that decides whether the wheel loads."""
+    for pattern, family in _PLATFORM:
+        match = pattern.match(tag.platform)
+        if match:
+            return tag.abi, family, match.group(1)
+    return tag.abi, tag.platform, ""
+
+
+def _fits(declared: Tag, named: Tag) -> bool:
+    """Whether a WHEEL tag agrees with a filename tag (a WHEEL that says "any" claims pure Python)."""
+    abi, family, arch = loads_as(declared)
+    return loads_as(named) == (abi, family, arch) or (family == "any" and abi == named.abi)
 
 
 def _same_version(a: str, b: str) -> bool:
@@ -57,9 +90,10 @@ def _dist_info(path: Path, names: list[str]) -> str:
     return folders[0]
 
 
-def _record_digest(data: bytes, algorithm: str) -> str:
+def _record_digests(data: bytes, algorithm: str) -> tuple[str, str]:
+    """The digest as RECORD should write it (urlsafe base64), and in hex (some published wheels)."""
     digest = hashlib.new(algorithm, data).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), digest.hex()
 
 
 def _check_record(path: Path, zf: zipfile.ZipFile, dist_info: str) -> None:
@@ -78,9 +112,9 @@ def _check_record(path: Path, zf: zipfile.ZipFile, dist_info: str) -> None:
         if algorithm not in _HASHES:
             raise _mismatch(path, f"RECORD hash algorithm of {name}", "sha256 or stronger", algorithm)
         data = zf.read(info)
-        actual = _record_digest(data, algorithm)
-        if actual != recorded:
-            raise _mismatch(path, f"{algorithm} of {name} (RECORD)", recorded, actual)
+        actual = _record_digests(data, algorithm)
+        if recorded not in actual:
+            raise _mismatch(path, f"{algorithm} of {name} (RECORD)", recorded, actual[0])
         if len(row) > 2 and row[2] and row[2] != str(len(data)):
             raise _mismatch(path, f"size of {name} (RECORD)", row[2], str(len(data)))
     missing = sorted(set(rows) - {i.filename for i in members})
@@ -92,8 +126,9 @@ def check_wheel(path: Path, *, name: str, version: str) -> None:
     """Raise `VerificationError` unless ``path`` is a consistent wheel of ``name`` ``version``.
 
     Checked: the filename's name and version; METADATA's Name and Version; WHEEL's Tag lines
-    against the filename's tags; every member against RECORD (hash and size) and every RECORD
-    entry present. The error names the wheel, the field, and both values.
+    against the filename's tags (one must share its ABI, OS family and architecture); every
+    member against RECORD (hash and size) and every RECORD entry present. The error names the
+    wheel, the field, and both values.
     """
     try:
         file_name, file_version, _build, file_tags = parse_wheel_filename(path.name)
@@ -113,7 +148,7 @@ def check_wheel(path: Path, *, name: str, version: str) -> None:
                 raise _mismatch(path, "METADATA Version", version, str(meta.get("Version")))
             wheel = email.parser.BytesParser().parsebytes(zf.read(f"{dist_info}/WHEEL"), headersonly=True)
             tags = {t for line in wheel.get_all("Tag") or [] for t in parse_tag(str(line).strip())}
-            if tags != set(file_tags):
+            if not any(_fits(t, f) for t in tags for f in file_tags):
                 found = ", ".join(sorted(map(str, tags))) or "none"
                 raise _mismatch(path, "WHEEL Tag", ", ".join(sorted(map(str, file_tags))), found)
             _check_record(path, zf, dist_info)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -81,6 +82,64 @@ def test_wheel_tags_that_differ_from_the_filename_are_refused(tmp_path: Path) ->
     shutil.copy(mac, renamed)  # a mac wheel renamed to look like a linux one
     what = _refused(renamed)
     assert "WHEEL Tag is 'cp311-cp311-macosx_11_0_arm64'" in what and "manylinux2014_x86_64" in what
+
+
+def _relabel(wheel: Path, tag: str) -> Path:
+    """``wheel`` with its WHEEL Tag line replaced (RECORD kept consistent)."""
+
+    def edit(files: dict[str, bytes]) -> None:
+        [name] = [n for n in files if n.endswith(".dist-info/WHEEL")]
+        lines = [ln for ln in files[name].decode().splitlines() if not ln.startswith("Tag:")]
+        files[name] = ("\n".join([*lines, f"Tag: {tag}"]) + "\n").encode()
+
+    return rewrite_wheel(wheel, edit, record=True)
+
+
+@pytest.mark.parametrize(
+    ("named", "declared"),
+    [
+        ("py2.py3-none-manylinux_2_17_x86_64", "py3-none-manylinux_2_17_x86_64"),  # as py-spy ships
+        ("cp311-cp311-manylinux_2_28_x86_64", "cp311-cp311-linux_x86_64"),  # renamed by a repair tool
+        ("py3-none-manylinux1_x86_64", "py3-none-any"),  # as playwright ships
+    ],
+)
+def test_loosely_labelled_published_wheels_pass(tmp_path: Path, named: str, declared: str) -> None:
+    """Tags are compared by ABI, OS family and architecture: PyPI's loose labels are not refused."""
+    check_wheel(
+        _relabel(make_wheel(tmp_path, "tiny", "1.0", tag=named), declared), name="tiny", version="1.0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("named", "declared"),
+    [
+        (f"cp311-cp311-{LINUX}", "cp311-cp311-musllinux_1_2_x86_64"),  # musl is not glibc
+        (f"cp311-cp311-{LINUX}", "cp311-cp311-manylinux_2_17_aarch64"),  # another CPU
+        (f"cp311-cp311-{LINUX}", "cp312-cp312-manylinux_2_17_x86_64"),  # another ABI
+        ("py3-none-any", "cp311-cp311-manylinux_2_17_x86_64"),  # a binary named as pure Python
+    ],
+)
+def test_wheel_tags_for_another_abi_or_platform_are_refused(
+    tmp_path: Path, named: str, declared: str
+) -> None:
+    wheel = _relabel(make_wheel(tmp_path, "tiny", "1.0", tag=named), declared)
+    assert f"WHEEL Tag is '{declared}'" in _refused(wheel)
+
+
+def test_hex_record_hashes_are_accepted(tmp_path: Path) -> None:
+    """A few published wheels (gmsh) write RECORD's sha256 in hex instead of base64."""
+
+    def hexify(files: dict[str, bytes]) -> None:
+        record = "tiny-1.0.dist-info/RECORD"
+        rows = []
+        for row in files[record].decode().splitlines():
+            path, digest, size = row.split(",")
+            if digest:
+                digest = "sha256=" + hashlib.sha256(files[path]).hexdigest()
+            rows.append(f"{path},{digest},{size}")
+        files[record] = ("\n".join(rows) + "\n").encode()
+
+    check_wheel(rewrite_wheel(make_wheel(tmp_path, "tiny", "1.0"), hexify), name="tiny", version="1.0")
 
 
 def test_filename_that_differs_from_the_lock_is_refused(tmp_path: Path) -> None:

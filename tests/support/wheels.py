@@ -57,14 +57,19 @@ def make_wheel(
     return path
 
 
-def rewrite_wheel(path: Path, edit: Callable[[dict[str, bytes]], None]) -> Path:
+def rewrite_wheel(path: Path, edit: Callable[[dict[str, bytes]], None], *, record: bool = False) -> Path:
     """Rewrite the wheel at ``path`` in place after ``edit`` changed its members (name -> bytes).
 
-    RECORD is not recomputed: tests use this to make wheels whose contents disagree with it.
+    RECORD is recomputed only with ``record``: without, tests make wheels whose contents disagree
+    with it.
     """
     with zipfile.ZipFile(path) as zf:
         files = {info.filename: zf.read(info) for info in zf.infolist()}
     edit(files)
+    if record:
+        [name] = [n for n in files if n.endswith(".dist-info/RECORD")]
+        lines = [f"{p},{_record_hash(d)},{len(d)}" for p, d in files.items() if p != name]
+        files[name] = ("\n".join([*lines, f"{name},,"]) + "\n").encode()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for file_path, data in files.items():
             info = zipfile.ZipInfo(file_path, date_time=_EPOCH)
