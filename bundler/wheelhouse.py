@@ -345,8 +345,10 @@ def build_wheelhouse(
                 job.path = fetcher.source(job, tags)
             if job.choice.get("kind") == "sdist":
                 job.path, job.origin = fetcher.built_wheel(job, tags), "built"
-            if job.path is not None:
+            # Checked once per file: the cache path is its sha256, re-hashed on every use.
+            if job.path is not None and job.choice.get("checked") != job.path.parent.name:
                 check_wheel(job.path, name=job.pin.name, version=job.pin.version)
+                job.choice["checked"] = job.path.parent.name
             fetcher.cache.save_choice(job.key, job.choice)
     delta = {
         job.pin.name: Installed(job.pin.name, job.pin.version, wheel_requires(job.path), "bundle")

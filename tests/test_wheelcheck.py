@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from bundler.errors import VerificationError
 from bundler.wheelcheck import check_wheel
 from tests.support.index import serve_index
-from tests.support.wheels import make_wheel, rewrite_wheel
+from tests.support.wheels import make_wheel, rewrite_wheel, sha256_file
 from tests.test_wheelhouse import Project, make_project, write_lock
 
 LINUX = "manylinux_2_17_x86_64.manylinux2014_x86_64"
@@ -170,3 +171,14 @@ def test_wheelhouse_refuses_a_locked_wheel_whose_contents_disagree(tmp_path: Pat
         project.build(index.simple_url)
     assert f"wheel {bad.name}: METADATA Version is '9', expected '1.0'" in info.value.what
     assert not project.dest.exists()  # nothing packed
+
+
+def test_a_wheel_is_checked_once_then_remembered_by_its_hash(tmp_path: Path) -> None:
+    """Checking reads every member (seconds for a big wheel): a warm rebuild reuses the verdict."""
+    project = make_project(tmp_path)
+    good = make_wheel(project.files, "tinypure", "1.0")
+    write_lock(project, [("tinypure", "1.0", [good])])
+    with serve_index(project.files) as index:
+        project.build(index.simple_url)
+    [choice] = (project.root / "cache" / "choices").iterdir()
+    assert json.loads(choice.read_text())["checked"] == sha256_file(good)
