@@ -208,6 +208,7 @@ class Cache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._fetched: dict[tuple[str, str], set[tuple[str, str]]] | None = None
 
     def blob_path(self, sha256: str, filename: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256 / filename
@@ -262,20 +263,22 @@ class Cache:
         atomic_write(self._choice_path(key), json.dumps(choice, indent=1, sort_keys=True).encode())
 
     def fetched(self, name: str, version: str) -> list[tuple[str, str]]:
-        """(filename, sha256) of the intact cached files once fetched as the locked file of a pin.
+        """(filename, sha256) of the cached files once fetched as the locked file of ``name==version``.
 
-        Found through the remembered choices of any lock and target, so a lock whose hashes were
-        edited since can still be compared with what was really fetched.
+        Found through the remembered choices of any lock and target (read once per `Cache`), so a
+        lock whose hashes were edited since can still be compared with what was really fetched.
+        The sha256 is the one the download was verified with; the file must still be here.
         """
-        found: set[tuple[str, str]] = set()
-        for path in sorted((self.root / "choices").glob("*.json")):
-            choice = self.load_choice(path.stem) or {}
-            if choice.get("name") != name or choice.get("version") != version:
-                continue
-            filename, sha256 = str(choice.get("filename", "")), str(choice.get("sha256", ""))
-            if "/" not in filename and self.get(sha256, filename) is not None:
-                found.add((filename, sha256))
-        return sorted(found)
+        if self._fetched is None:
+            self._fetched = {}
+            for path in sorted((self.root / "choices").glob("*.json")):
+                choice = self.load_choice(path.stem) or {}
+                filename, sha256 = str(choice.get("filename", "")), str(choice.get("sha256", ""))
+                if "/" in filename or not self.blob_path(sha256, filename).is_file():
+                    continue
+                pin = (str(choice.get("name")), str(choice.get("version")))
+                self._fetched.setdefault(pin, set()).add((filename, sha256))
+        return sorted(self._fetched.get((name, version), set()))
 
 
 def choice_key(name: str, version: str, hashes: tuple[str, ...], tags_key: str) -> str:

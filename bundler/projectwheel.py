@@ -227,7 +227,7 @@ def _cached(folder: Path) -> Path | None:
         return None
     try:
         entry = json.loads((folder / _ENTRY).read_text())
-        wheel = folder / str(entry["filename"])
+        wheel = folder / Path(str(entry["filename"])).name
         recorded = str(entry["sha256"])
         found = hash_file(wheel) if wheel.is_file() else "no file"
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
