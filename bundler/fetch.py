@@ -25,7 +25,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from bundler.errors import BundlerError, VerificationError
+from bundler.output import console
 from spectramind.shim import atomic_write
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -195,6 +198,11 @@ class IndexClient:
         return Path(tmp), digest.hexdigest(), size
 
 
+def warn_damaged(entry: Path, problem: str, action: str) -> None:
+    """The one warning for a build-cache entry that fails its recorded hash (one line, never wrapped)."""
+    console.print(Text(f"warning: cache entry {entry} is damaged ({problem}): {action}"), soft_wrap=True)
+
+
 def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -214,11 +222,13 @@ class Cache:
         return self.root / "sha256" / sha256[:2] / sha256 / filename
 
     def get(self, sha256: str, filename: str) -> Path | None:
-        """The cached file if present and intact; a corrupted one is removed (returns None)."""
+        """The cached file if present and intact; a corrupted one is named, removed (returns None)."""
         path = self.blob_path(sha256, filename)
         if not path.is_file():
             return None
-        if hash_file(path) != sha256:
+        found = hash_file(path)
+        if found != sha256:
+            warn_damaged(path, f"sha256 {found}, recorded {sha256}", "removed")
             path.unlink(missing_ok=True)
             return None
         return path

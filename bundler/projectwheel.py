@@ -21,11 +21,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.text import Text
-
 from bundler import tempdirs
 from bundler.errors import BundlerError, UsageError, VerificationError
-from bundler.fetch import hash_file
+from bundler.fetch import hash_file, warn_damaged
 from bundler.output import console
 from bundler.pipenv import pip_env
 from bundler.wheelcheck import check_wheel
@@ -109,7 +107,7 @@ def build_deps_dir(cache_dir: Path, requires: list[str], *, index_url: str, offl
                 where=str(folder),
                 fix="delete that folder and build once without --offline (it is downloaded again)",
             )
-        console.print(Text(f"warning: cache entry {folder} is damaged ({problem}): downloading again"))
+        warn_damaged(folder, problem, "downloading again")
     elif offline:
         raise BundlerError(
             f"the build requirements of the project ({', '.join(requires)}) are not in the cache",
@@ -236,7 +234,7 @@ def _cached(folder: Path) -> Path | None:
         if found == recorded:
             return wheel
         problem = f"{wheel.name} has sha256 {found}, recorded {recorded}"
-    console.print(Text(f"warning: cache entry {folder} is damaged ({problem}): rebuilding the project wheel"))
+    warn_damaged(folder, problem, "rebuilding the project wheel")
     shutil.rmtree(folder, ignore_errors=True)
     return None
 

@@ -1,4 +1,7 @@
-"""A hand-edited hash in requirements.lock is named as such by `build --offline` and `lock --check`."""
+"""The wheelhouse cache is checked on use: hand-edited lock hashes, damaged files, tampered choices.
+
+A hand-edited hash in requirements.lock is named as such by `build --offline` and `lock --check`.
+"""
 
 from __future__ import annotations
 
@@ -91,3 +94,19 @@ def test_tampered_cache_choice_is_not_trusted(fetched: tuple[Project, Path]) -> 
     with serve_index(project.files) as index:
         result = project.build(index.simple_url)
     assert result.wheels[0].sha256 == sha256_file(pure)
+
+
+def test_corrupt_cached_download_is_named_and_fetched_again(
+    fetched: tuple[Project, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project, pure = fetched
+    blob = next((project.root / "cache" / "sha256").rglob("*.whl"))
+    blob.write_bytes(blob.read_bytes()[:-10])
+    capsys.readouterr()
+    with pytest.raises(BundlerError, match=r"missing from the cache: tinypure==1\.0"):
+        project.build(offline=True)
+    err = capsys.readouterr().err
+    assert f"cache entry {blob} is damaged" in err and f"recorded {sha256_file(pure)}" in err
+    with serve_index(project.files) as index:
+        assert project.build(index.simple_url).wheels[0].origin == "downloaded"
+    assert sha256_file(blob) == sha256_file(pure)
