@@ -1,5 +1,7 @@
-"""``python -m bundler``: the command line of DESIGN §4, one parser, one error sink.
+"""``python -m bundler``: build, check and push the Kaggle-offline bundle of SpectraMind V50.
 
+One parser, one error sink: every failure, usage errors and operating-system errors included, is
+shown as what/where/fix on stderr and, with ``--json``, as one JSON object on stdout.
 Command modules are imported only when their command runs, so ``probe`` stays stdlib-only.
 """
 
@@ -8,11 +10,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
+
+from spectramind import __version__
+from spectramind.errors import SpectraMindError, in_family
 
 if TYPE_CHECKING:
     from bundler.output import Result
 
+PROG = "python -m bundler"
 # command -> module with `run(args) -> Result`
 COMMANDS = {
     "lock": "bundler.commands.lock",
@@ -21,17 +27,64 @@ COMMANDS = {
     "simulate": "bundler.commands.simulate",
     "push": "bundler.commands.push",
     "demo": "bundler.commands.demo",
+    "probe": "bundler.freeze",  # probe --from-freeze; the live probe runs before any import (stdlib-only)
+}
+OVERRIDES_HELP = (
+    "configuration overrides, before or after the options: group=option (env=kaggle), "
+    "key=value (bundle.out=DIR), +key=value adds a key, ~key removes one"
+)
+_EXAMPLES = {
+    "lock": ["lock", "lock --check", "lock target=ariel2025-cp311"],
+    "build": ["build", "build --offline --json", "build env=kaggle bundle.out=dist/bundle"],
+    "verify": ["verify dist/bundle", "verify dist/bundle --json"],
+    "simulate": ["simulate dist/bundle --budget 600", "simulate dist/bundle --json env=kaggle"],
+    "push": ["push dist/bundle --dry-run", "push dist/bundle --wait --json"],
+    "demo": ["demo", "demo --budget 60 env.seed=1337"],
+    "probe": [
+        "probe --out configs/images/my-image.json --name my-image --note 'Kaggle GPU image'",
+        "probe --from-freeze freeze.txt --name my-image --python 3.12 --glibc 2.35",
+    ],
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bundler", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors join the error family: exit 2, and one JSON object with --json."""
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_)
-        cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        cmd.add_argument("--config-dir", default=None, help="configs directory (default: ./configs)")
+    def error(self, message: str) -> NoReturn:
+        from bundler.errors import UsageError
+
+        raise UsageError(message, where=self.format_usage().strip(), fix=f"{self.prog} --help")
+
+
+def _epilog(name: str) -> str:
+    return "examples:\n" + "\n".join(f"  {PROG} {line}" for line in _EXAMPLES[name])
+
+
+def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
+    top = _Parser(
+        prog=PROG,
+        description="Build, check and push the Kaggle-offline bundle of SpectraMind V50.",
+        epilog=f"Run '{PROG} COMMAND --help' for a command's options and examples.",
+    )
+    top.add_argument("--version", action="version", version=f"{PROG} (spectramind {__version__})")
+    sub = top.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (each command has --help)"
+    )
+    commands: dict[str, _Parser] = {}
+
+    def add(name: str, help_: str, *, common: bool = True) -> _Parser:
+        cmd = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=_epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        assert isinstance(cmd, _Parser)  # noqa: S101 -- add_parser uses the parent's class
+        if common:
+            cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+            cmd.add_argument("--config-dir", default=None, help="configs directory (default: ./configs)")
+        commands[name] = cmd
         return cmd
 
     lock = add("lock", "resolve requirements.in into a hash-locked requirements.lock for the target")
@@ -40,29 +93,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     lock.add_argument("--out", default=None, help="lock file to write (default: bundle.lock)")
     lock.add_argument("--check", action="store_true", help="fail if the lock is out of date; write nothing")
-    lock.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. target=ariel2025-cp311")
+    lock.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
     build = add("build", "build the Kaggle dataset bundle (wheelhouse, project wheel, configs, weights)")
     build.add_argument("--lock", default=None, help="lock file (default: bundle.lock)")
-    build.add_argument("--out", default=None, help="bundle directory (default: bundle.out)")
+    build.add_argument(
+        "--out",
+        default=None,
+        help="bundle directory (default: bundle.out); kernel folders go beside it, to OUT/../kernels",
+    )
     build.add_argument("--offline", action="store_true", help="use only the local wheel cache")
     build.add_argument("--allow-clobber", action="store_true", help="build even if image packages break")
-    build.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. env=kaggle bundle.out=DIR")
+    build.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
     verify = add("verify", "recompute every hash of a bundle against its MANIFEST.json")
-    verify.add_argument("bundle_dir", metavar="BUNDLE_DIR")
+    verify.add_argument("bundle_dir", metavar="BUNDLE_DIR", help="the bundle directory build wrote")
 
     simulate = add("simulate", "boot a bundle offline in the local Kaggle sandbox")
-    simulate.add_argument("bundle_dir", metavar="BUNDLE_DIR")
+    simulate.add_argument("bundle_dir", metavar="BUNDLE_DIR", help="the bundle directory build wrote")
     simulate.add_argument("--data", default=None, help="competition data to mount (default: data.root)")
     simulate.add_argument("--budget", type=float, default=None, help="time budget in seconds")
     simulate.add_argument("--out", default=None, help="where /kaggle/working ends up")
     simulate.add_argument("--command", dest="run_command", default=None, help="command to boot")
-    simulate.add_argument("overrides", nargs="*", help="Hydra overrides")
+    simulate.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
     push = add("push", "push the bundle dataset and kernels through the Kaggle API")
-    push.add_argument("bundle_dir", metavar="BUNDLE_DIR")
-    push.add_argument("--kernels", default=None, help="kernel folders (default: dist/kernels)")
+    push.add_argument("bundle_dir", metavar="BUNDLE_DIR", help="the bundle directory build wrote")
+    push.add_argument(
+        "--kernels",
+        default=None,
+        help="kernel folders (default: the ones build wrote beside the bundle, BUNDLE_DIR/../kernels)",
+    )
     push.add_argument("--wait", action="store_true", help="wait for kernels to finish; fetch outputs")
     push.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     push.add_argument("--submit", action="store_true", help="submit the finished kernel version")
@@ -70,34 +131,68 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = add("demo", "main job on the embedded demo: data, train, lock, build, simulate, score")
     demo.add_argument("--budget", type=float, default=600.0, help="sandbox time budget in seconds")
-    demo.add_argument("overrides", nargs="*", help="Hydra overrides")
+    demo.add_argument(
+        "overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP + "; passed to every step"
+    )
 
-    probe = sub.add_parser("probe", help="describe this Python image as JSON (stdlib-only)")
-    probe.add_argument("--out", default=None, help="write the manifest here instead of stdout")
-    probe.add_argument("--name", default=None, help="image name recorded in the manifest")
-    return parser
+    from bundler.probe import add_arguments
+
+    probe = add(
+        "probe",
+        "describe this Python image as JSON (run it in a Kaggle kernel), or one from a pip freeze list",
+    )
+    add_arguments(probe)
+    probe.add_argument(
+        "--from-freeze",
+        metavar="FILE",
+        default=None,
+        help="derive the manifest from `pip freeze` output instead (default --out: configs/images/NAME.json)",
+    )
+    probe.add_argument("--python", default=None, help="with --from-freeze: the image's Python, e.g. 3.12")
+    probe.add_argument("--glibc", default=None, help="with --from-freeze: the image's glibc, e.g. 2.35")
+    probe.add_argument("--offline", action="store_true", help="with --from-freeze: use only the cache")
+    probe.add_argument(
+        "overrides", nargs="*", metavar="OVERRIDE", help="with --from-freeze: " + OVERRIDES_HELP
+    )
+    return top, commands
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line; options and overrides may come in any order (argparse's intermixed parsing)."""
+    top, commands = _parsers()
+    if argv and argv[0] in commands:
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return top.parse_args(argv)  # --help, --version, or an error that lists the commands
+
+
+def _fail(error: SpectraMindError, command: str | None, *, as_json: bool) -> int:
+    from bundler.output import render_error
+
+    render_error(error, command=command, as_json=as_json)
+    return error.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "probe":
-        import bundler.probe
-
-        return int(bundler.probe.main(args))
-
-    from bundler.output import console, render, render_error
-    from spectramind.errors import SpectraMindError
-
-    as_json = bool(getattr(args, "json", False))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    command = argv[0] if argv and argv[0] in COMMANDS else None
     try:
+        args = parse(argv)
+        if args.command == "probe" and not args.from_freeze:  # the live probe: no third-party import
+            import bundler.probe
+
+            return int(bundler.probe.main(args))
         module = importlib.import_module(COMMANDS[args.command])
         result: Result = module.run(args)
-    except SpectraMindError as error:
-        render_error(error, command=args.command, as_json=as_json)
-        return error.exit_code
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = in_family(exc, f"{PROG} {' '.join(argv)}")
+        if failure is None:
+            raise
+        return _fail(failure, command, as_json=as_json)
+    from bundler.output import render
+
     render(result, as_json=as_json)
     return result.exit_code
 

@@ -35,13 +35,20 @@ class Installed:
     origin: str
 
 
-def wheel_requires(wheel: Path) -> tuple[str, ...]:
-    """``Requires-Dist`` of a wheel, read from its ``*.dist-info/METADATA``."""
+def wheel_metadata(wheel: Path) -> str:
+    """A wheel's ``*.dist-info/METADATA`` text ("" when it has none)."""
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
-        if not names:
-            return ()
-        text = zf.read(names[0]).decode("utf-8", "replace")
+        return zf.read(names[0]).decode("utf-8", "replace") if names else ""
+
+
+def wheel_requires(wheel: Path) -> tuple[str, ...]:
+    """``Requires-Dist`` of a wheel, read from its ``*.dist-info/METADATA``."""
+    return metadata_requires(wheel_metadata(wheel))
+
+
+def metadata_requires(text: str) -> tuple[str, ...]:
+    """``Requires-Dist`` of a core metadata file (a wheel's METADATA, an index's ``.metadata``)."""
     headers = HeaderParser().parsestr(text, headersonly=True)
     return tuple(headers.get_all("Requires-Dist") or ())
 

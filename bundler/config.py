@@ -39,11 +39,15 @@ class BundleSettings:
     weights: list[str] = field(default_factory=list)
     kernels_dir: str = "kaggle"
     install: str = "site"  # site: the delta ships installed; wheels: boot installs wheels/ (fallback)
+    pyc: bool = (
+        True  # ship .pyc compiled for the target in site/ (false: smaller upload, compiled at run time)
+    )
     allow_clobber: bool = False
     index_url: str = "https://pypi.org/simple"
     cache_dir: str = "~/.cache/spectramind-bundler"
     limits: Limits = field(default_factory=Limits)
     kernel: KernelShape = field(default_factory=KernelShape)
+    self_contained: bool = False  # ship what the image has too (not its own builds: +cpu, CUDA libs)
     allow_missing_weights: bool = False  # absent weights entries: a warning, not an error
 
 

@@ -1,4 +1,4 @@
-"""The one error family of the bundler, and the exit codes of DESIGN §4.
+"""The one error family of the bundler and its exit codes: 0 ok, 1 error, 2 usage, 3 verify, 124 budget.
 
 Every message says what failed, where, and how to fix it. Anything that looks like a credential
 is redacted before a message is shown (`redact`).
@@ -71,11 +71,5 @@ class BudgetExceeded(BundlerError):
 
 
 def error_json(error: SpectraMindError) -> dict[str, object]:
-    """The --json form of any error of the family."""
-    return {
-        "error": type(error).__name__,
-        "what": redact(error.what),
-        "where": redact(error.where) if error.where else None,
-        "fix": redact(error.fix) if error.fix else None,
-        "exit_code": error.exit_code,
-    }
+    """The --json form of any error of the family (credentials redacted)."""
+    return {k: redact(v) if isinstance(v, str) else v for k, v in error.to_json().items()}

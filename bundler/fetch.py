@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -58,6 +59,27 @@ class IndexFile:
     sha256: str | None
     size: int | None = None
     yanked: bool = False
+    has_metadata: bool = False  # the index serves the wheel's METADATA at ``url + ".metadata"`` (PEP 658)
+    metadata_sha256: str | None = None
+
+
+def _core_metadata(value: object) -> tuple[bool, str | None]:
+    """PEP 658/714 ``core-metadata`` (JSON: bool or hashes; HTML: "true" or "sha256=...")."""
+    if isinstance(value, dict):
+        digest = value.get("sha256")
+        return True, str(digest).lower() if digest else None
+    if isinstance(value, str):
+        digest = value.removeprefix("sha256=").lower() if value.startswith("sha256=") else None
+        return value != "false", digest
+    return bool(value), None
+
+
+class IndexHTTPError(BundlerError):
+    """The index answered with an HTTP error status (``code``) that retries did not cure."""
+
+    def __init__(self, what: str, *, code: int, where: str, fix: str) -> None:
+        super().__init__(what, where=where, fix=fix)
+        self.code = code
 
 
 class _LinkParser(HTMLParser):
@@ -100,7 +122,9 @@ def parse_html(body: str, page_url: str) -> list[IndexFile]:
         digest = None
         if fragment.startswith("sha256="):
             digest = fragment.removeprefix("sha256=").lower()
-        files.append(IndexFile(filename, path, digest, None, "data-yanked" in attrs))
+        meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        has_meta, meta_sha = _core_metadata(meta) if meta is not None else (False, None)
+        files.append(IndexFile(filename, path, digest, None, "data-yanked" in attrs, has_meta, meta_sha))
     return files
 
 
@@ -111,6 +135,7 @@ def parse_json(data: dict[str, Any], page_url: str) -> list[IndexFile]:
         url = urllib.parse.urljoin(page_url, item["url"]).partition("#")[0]
         digest = (item.get("hashes") or {}).get("sha256")
         size = item.get("size")
+        has_meta, meta_sha = _core_metadata(item.get("core-metadata", item.get("data-dist-info-metadata")))
         files.append(
             IndexFile(
                 filename=item["filename"],
@@ -118,6 +143,8 @@ def parse_json(data: dict[str, Any], page_url: str) -> list[IndexFile]:
                 sha256=digest.lower() if digest else None,
                 size=int(size) if isinstance(size, int) else None,
                 yanked=bool(item.get("yanked")),
+                has_metadata=has_meta,
+                metadata_sha256=meta_sha,
             )
         )
     return files
@@ -130,6 +157,7 @@ class IndexClient:
         self.index_url = index_url.rstrip("/") + "/"
         self.offline = offline
         self.requests = 0
+        self._count = threading.Lock()  # callers may fetch from several threads
         # Our own opener: proxies are read from the environment now (urlopen's global opener
         # freezes them at its first use in the process).
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler())
@@ -139,15 +167,17 @@ class IndexClient:
             raise BundlerError("network access attempted in --offline mode", where=safe_url(url))
         request = urllib.request.Request(url, headers={"Accept": accept or "*/*"})  # noqa: S310
         for attempt in range(RETRIES + 1):
-            self.requests += 1
+            with self._count:
+                self.requests += 1
             try:
                 return self._opener.open(request, timeout=TIMEOUT_S)
             except urllib.error.HTTPError as exc:
                 if exc.code in _TRANSIENT_HTTP and attempt < RETRIES:
                     time.sleep(BACKOFF_S * 2**attempt)
                     continue
-                raise BundlerError(
+                raise IndexHTTPError(
                     f"the index answered HTTP {exc.code} for {safe_url(url)}",
+                    code=exc.code,
                     where=safe_url(self.index_url),
                     fix="check bundle.index_url and that the package exists there",
                 ) from exc

@@ -10,9 +10,17 @@ Written by ``python -m bundler probe`` inside the image. Schema (version 1)::
       "platform": {"system": "Linux", "machine": "x86_64", "glibc": "2.36",
                    "platforms": ["manylinux_2_36_x86_64", ...],      # accepted platform tags
                    "tags": ["cp311-cp311-manylinux_2_36_x86_64", ...]},  # full interpreter tags
-      "cuda": {"driver": null, "runtime": null},
-      "distributions": [{"name": "numpy", "version": "2.1.3", "requires_dist": ["..."]}, ...]
+      "cuda": {"driver": null, "runtime": null, "torch_cuda": null,     # torch_cuda: "12.6" for
+               "packages": ["nvidia-cublas-cu12==12.6.4.1", ...]},       #   a +cu126 build
+      "tools": {"uv": {"path": "...", "version": "0.9.5"}, "nvidia-smi": null},   # optional
+      "kaggle": {"docker_image": "gcr.io/kaggle-images/python@sha256:..."},       # optional
+      "source": {...}, "assumed": {...},          # optional: how a freeze-derived manifest was made
+      "distributions": [{"name": "numpy", "version": "2.1.3", "requires_dist": ["..."]},
+                        {"name": "torch", "version": "2.10.0+cpu", "requires_dist": [],
+                         "requires_unknown": true}, ...]      # the index could not describe it
     }
+
+``kaggle.docker_image`` is what kernels pin (``docker_image`` in kernel-metadata.json).
 """
 
 from __future__ import annotations
@@ -27,6 +35,16 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bundler.errors import UsageError
+from bundler.probe import torch_cuda_from_version
+
+# NVIDIA's pure-Python packages; every other nvidia-* distribution is a CUDA library torch loads.
+_NOT_CUDA_LIBRARIES = frozenset({"nvidia-ml-py", "nvidia-ml-py3"})
+
+
+def is_cuda_library(name: str) -> bool:
+    """``nvidia-cublas-cu12``, ``nvidia-cudnn-cu12``, ``nvidia-cuda-runtime`` ...: CUDA wheels."""
+    key = str(canonicalize_name(name))
+    return key.startswith("nvidia-") and key not in _NOT_CUDA_LIBRARIES
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class Distribution:
     name: str
     version: str
     requires: tuple[str, ...]
+    requires_unknown: bool = False  # Requires-Dist could not be learnt (freeze-derived manifests)
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,28 @@ class ImageManifest:
     glibc: str | None
     cuda: dict[str, Any]
     distributions: dict[str, Distribution]
+    docker_image: str | None = None  # kaggle.docker_image: what kernels pin
+
+    @property
+    def torch_cuda(self) -> str | None:
+        """The CUDA version of the image's torch build (``12.4`` for ``2.5.1+cu124``); None on CPU."""
+        recorded = self.cuda.get("torch_cuda")
+        if recorded:
+            return str(recorded)
+        torch = self.get("torch")
+        return torch_cuda_from_version(torch.version) if torch else None
+
+    def built_for_image(self, name: str) -> bool:
+        """True for what only the image can provide: a build the public index does not publish
+        (a local version such as ``+cpu``) or, in a GPU image, its CUDA libraries (``nvidia-*``)."""
+        dist = self.get(name)
+        if dist is None:
+            return False
+        try:
+            local = Version(dist.version).local is not None
+        except InvalidVersion:
+            local = True
+        return local or (self.torch_cuda is not None and is_cuda_library(name))
 
     def get(self, name: str) -> Distribution | None:
         return self.distributions.get(str(canonicalize_name(name)))
@@ -74,7 +115,10 @@ def parse_image(data: dict[str, Any], *, name: str, sha256: str, where: str) -> 
     try:
         dists: dict[str, Distribution] = {
             str(canonicalize_name(d["name"])): Distribution(
-                name=d["name"], version=d["version"], requires=tuple(d.get("requires_dist") or ())
+                name=d["name"],
+                version=d["version"],
+                requires=tuple(d.get("requires_dist") or ()),
+                requires_unknown=bool(d.get("requires_unknown")),
             )
             for d in data["distributions"]
         }
@@ -87,6 +131,7 @@ def parse_image(data: dict[str, Any], *, name: str, sha256: str, where: str) -> 
             glibc=data["platform"].get("glibc"),
             cuda=dict(data.get("cuda") or {}),
             distributions=dists,
+            docker_image=(data.get("kaggle") or {}).get("docker_image"),
         )
     except (KeyError, TypeError) as exc:
         raise UsageError(
@@ -125,8 +170,10 @@ def load_image(config_dir: Path, name: str) -> ImageManifest:
             f"unknown image manifest '{name}'",
             where=str(path),
             fix=(
-                f"choose one of {known or '(none)'} with target.image=NAME, or capture yours with "
-                f"`python -m bundler probe --out {path}` inside the Kaggle image"
+                f"choose one of {known or '(none)'} with target.image=NAME, capture yours with "
+                f"`python -m bundler probe --out {path}` inside the Kaggle image, or derive it from "
+                f"the image's `pip freeze` list: `python -m bundler probe --from-freeze FILE --name {name} "
+                "--python X.Y --glibc A.B`"
             ),
         )
     return load_image_file(path)

@@ -2,8 +2,11 @@
 
 Kernel definitions live in ``kaggle/<name>/`` (``kernel-metadata.json`` + its code file). The build
 writes a ready-to-push copy of each with what the profile decides: the bundle dataset attached,
-the competition attached, the accelerator, and ``enable_internet: false`` written explicitly
-(the kaggle client turns internet on when the key is absent).
+the competition attached, the accelerator, ``enable_internet: false`` written explicitly
+(the kaggle client turns internet on when the key is absent) and, where the image manifest records
+``kaggle.docker_image``, the image pinned (``docker_image`` with ``docker_image_pinning_type:
+"original"``, keys the kaggle client sends as they are): a kernel then runs on the image the lock
+was made against, not on whatever image Kaggle ships that week.
 """
 
 from __future__ import annotations
@@ -88,7 +91,12 @@ def machine_shape(bundle: BundleSettings) -> str | None:
 
 
 def kernel_metadata(
-    template: dict[str, Any], *, name: str, bundle: BundleSettings, where: str
+    template: dict[str, Any],
+    *,
+    name: str,
+    bundle: BundleSettings,
+    where: str,
+    docker_image: str | None = None,
 ) -> dict[str, Any]:
     """One kernel's metadata: the template with the profile's sources, accelerator and internet off."""
     owner, _ = split_ref(bundle.dataset, what="bundle.dataset", where="configs/bundle (dataset)")
@@ -116,6 +124,8 @@ def kernel_metadata(
             "competition_sources": _merged(template.get("competition_sources"), bundle.competition),
         }
     )
+    if docker_image:
+        meta.update(docker_image_pinning_type="original", docker_image=docker_image)
     if shape is None:
         meta.pop("machine_shape", None)
     else:
@@ -138,8 +148,17 @@ class KernelPlan:
     code: Path
 
 
-def plan_kernels(kernels_dir: Path, bundle: BundleSettings) -> list[KernelPlan]:
-    """Validate every ``kernels_dir/<name>/kernel-metadata.json`` (nothing is written)."""
+def kernels_beside(bundle_dir: Path) -> Path:
+    """The one rule for where a bundle's kernel folders live: beside it, in ``<bundle_dir>/../kernels``
+    (build writes them there; push reads them from there)."""
+    return bundle_dir.parent / "kernels"
+
+
+def plan_kernels(
+    kernels_dir: Path, bundle: BundleSettings, docker_image: str | None = None
+) -> list[KernelPlan]:
+    """Validate every ``kernels_dir/<name>/kernel-metadata.json`` (nothing is written); each pins
+    ``docker_image`` when given (the image manifest's ``kaggle.docker_image``)."""
     if not kernels_dir.is_dir():
         return []
     plans = []
@@ -149,7 +168,9 @@ def plan_kernels(kernels_dir: Path, bundle: BundleSettings) -> list[KernelPlan]:
             template = json.loads(meta_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise UsageError(f"kernel metadata is not valid JSON: {exc}", where=str(meta_path)) from exc
-        meta = kernel_metadata(template, name=name, bundle=bundle, where=str(meta_path))
+        meta = kernel_metadata(
+            template, name=name, bundle=bundle, where=str(meta_path), docker_image=docker_image
+        )
         code = meta_path.parent / str(template["code_file"])
         if not code.is_file():
             raise UsageError(

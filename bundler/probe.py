@@ -7,9 +7,13 @@ Stdlib only: it runs inside a Kaggle kernel before anything is installed. Three 
     # or paste this file into a Kaggle notebook cell and run it: it writes
     # /kaggle/working/<name>.json (download it from the kernel's output)
 
+Without a kernel, ``python -m bundler probe --from-freeze FILE`` derives a manifest from a
+``pip freeze`` list instead (``bundler/freeze.py``; not stdlib-only, never imported here).
+
 The JSON shape is the schema documented in ``bundler/image.py`` (schema 1): python, platform
-(glibc, accepted platform tags, full interpreter tags), cuda, and every installed distribution with
-its version and Requires-Dist. The tag logic mirrors ``packaging.tags.sys_tags`` (which cannot be
+(glibc, accepted platform tags, full interpreter tags), cuda (with torch's CUDA build and the
+``nvidia-*`` packages), tools on PATH (uv, nvidia-smi), and every installed distribution with its
+version and Requires-Dist. The tag logic mirrors ``packaging.tags.sys_tags`` (which cannot be
 imported here); ``tests/test_probe.py`` checks the two agree on the machine running the tests.
 """
 
@@ -58,13 +62,18 @@ def _arch() -> str:
     return arch
 
 
-def platform_tags() -> list[str]:
-    """Platform tags this interpreter accepts, best first (manylinux down to 2_5, then linux_<arch>)."""
-    if platform.system() != "Linux":
-        return [re.sub(r"[^A-Za-z0-9]+", "_", sysconfig.get_platform()).lower()]
-    arch = _arch()
+def platform_tags(glibc: tuple[int, int] | None = None, arch: str | None = None) -> list[str]:
+    """Platform tags accepted, best first (manylinux down to 2_5, then linux_<arch>).
+
+    Without arguments: this interpreter's. With ``glibc`` and ``arch``: a Linux image's (what
+    ``probe --from-freeze`` assumes from ``--glibc``).
+    """
+    if arch is None:
+        if platform.system() != "Linux":
+            return [re.sub(r"[^A-Za-z0-9]+", "_", sysconfig.get_platform()).lower()]
+        arch = _arch()
+        glibc = glibc_version()
     archs = ["armv8l", "armv7l"] if arch == "armv8l" else [arch]
-    glibc = glibc_version()
     tags: list[str] = []
     if glibc is not None and glibc[0] == 2:
         # manylinux_2_5 is the floor on x86; every other arch starts at 2_17 (as packaging does).
@@ -148,8 +157,15 @@ def _pip_cudart() -> list[str]:
     return found
 
 
+def torch_cuda_from_version(version: str) -> str | None:
+    """The CUDA build named by a torch version's local label: ``2.6.0+cu124`` -> ``12.4``; else None."""
+    match = re.search(r"\+cu(\d+)(\d)$", version)
+    return f"{match.group(1)}.{match.group(2)}" if match else None
+
+
 def _torch_cuda() -> str | None:
-    """torch's CUDA build, read from torch/version.py without importing torch (slow, may fail)."""
+    """``torch.version.cuda``, read from torch/version.py without importing torch (slow, may fail);
+    where that file is missing, the CUDA build named by torch's local version label."""
     try:
         spec = importlib.util.find_spec("torch")
     except (ImportError, ValueError):
@@ -159,7 +175,36 @@ def _torch_cuda() -> str | None:
         if version_py.is_file():
             match = re.search(r"^cuda\b[^=]*=\s*['\"]([^'\"]+)['\"]", version_py.read_text(), re.MULTILINE)
             return match.group(1) if match else None
-    return None
+    try:
+        return torch_cuda_from_version(importlib.metadata.version("torch"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cuda_packages(dists: list[dict[str, Any]]) -> list[str]:
+    """``name==version`` of the image's ``nvidia-*`` distributions (CUDA libraries torch loads)."""
+    return [f"{d['name']}=={d['version']}" for d in dists if _canonical(d["name"]).startswith("nvidia-")]
+
+
+def _command_output(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def tools(driver_version: str | None) -> dict[str, Any]:
+    """Programs on PATH that boot relies on beyond pip: uv (its version) and nvidia-smi (the
+    driver version it reported to `cuda_info`)."""
+    found: dict[str, Any] = {"uv": None, "nvidia-smi": None}
+    uv = shutil.which("uv")
+    if uv:
+        parts = _command_output([uv, "--version"]).split()  # "uv 0.9.5 (...)"
+        found["uv"] = {"path": uv, "version": parts[1] if len(parts) > 1 else None}
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        found["nvidia-smi"] = {"path": smi, "driver_version": driver_version}
+    return found
 
 
 def cuda_info() -> dict[str, Any]:
@@ -176,16 +221,7 @@ def cuda_info() -> dict[str, Any]:
     }
     smi = shutil.which("nvidia-smi")
     if smi:
-        try:
-            out = subprocess.run(
-                [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-                check=False,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
+        out = _command_output([smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
         for line in out.strip().splitlines():
             parts = [p.strip() for p in line.split(",")]
             if len(parts) >= 3:
@@ -219,11 +255,14 @@ def _created() -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def capture(name: str, note: str | None = None) -> dict[str, Any]:
+def capture(name: str, note: str | None = None, docker_image: str | None = None) -> dict[str, Any]:
     """The image manifest of the running interpreter."""
     glibc = glibc_version()
     platforms = platform_tags()
-    return {
+    dists = distributions()
+    cuda = cuda_info()
+    cuda["packages"] = cuda_packages(dists)
+    manifest: dict[str, Any] = {
         "schema": SCHEMA,
         "name": name,
         "note": note or f"captured with `python -m bundler probe` on {platform.node() or 'unknown host'}",
@@ -240,9 +279,13 @@ def capture(name: str, note: str | None = None) -> dict[str, Any]:
             "platforms": platforms,
             "tags": interpreter_tags(platforms),
         },
-        "cuda": cuda_info(),
-        "distributions": distributions(),
+        "cuda": cuda,
+        "tools": tools(cuda["driver_version"]),
+        "distributions": dists,
     }
+    if docker_image:
+        manifest["kaggle"] = {"docker_image": docker_image}
+    return manifest
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -261,7 +304,8 @@ def main(args: argparse.Namespace) -> int:
     """Entry point of ``python -m bundler probe``: ``args.out`` (file or None = stdout), ``args.name``."""
     out = Path(args.out) if getattr(args, "out", None) else None
     name = getattr(args, "name", None) or (out.stem if out else "captured-image")
-    text = json.dumps(capture(name, getattr(args, "note", None)), indent=2) + "\n"
+    manifest = capture(name, getattr(args, "note", None), getattr(args, "docker_image", None))
+    text = json.dumps(manifest, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
         return 0
@@ -275,11 +319,17 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="probe.py", description="describe this Python image as JSON")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of probe, for this file run alone and for ``python -m bundler probe``."""
     parser.add_argument("--out", default=None, help="write the manifest here instead of stdout")
     parser.add_argument("--name", default=None, help="image name recorded in the manifest")
     parser.add_argument("--note", default=None, help="how the image was captured / can be recreated")
+    parser.add_argument("--docker-image", default=None, help="the image's Docker reference (kernels pin it)")
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="probe.py", description="describe this Python image as JSON")
+    add_arguments(parser)
     # parse_known_args: a notebook kernel passes its own arguments (-f kernel.json).
     return parser.parse_known_args(argv)[0]
 

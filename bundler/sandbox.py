@@ -9,8 +9,10 @@ Three parts, each usable alone:
   that sees the cached one through a ``.pth`` file, so a boot's installs never leak into the cache.
 - `sandbox_argv`: the ``unshare`` command line that runs boot with no network (a new network
   namespace whose only interface is its own loopback, up as in a kernel: torchrun's rendezvous
-  needs it) and a private mount namespace in which ``/kaggle/input`` is read-only and
-  ``/kaggle/working`` is the caller's output folder.
+  needs it), its own PID namespace, and a fresh root filesystem holding only what a kernel has: the
+  system read-only, its own ``/tmp``, ``/dev/shm`` and ``/proc``, ``/kaggle/input`` read-only,
+  ``/kaggle/working`` (the caller's output folder) and the image's Python. Host paths outside those
+  mounts (the project, other temp files, unix sockets) are not there.
 """
 
 from __future__ import annotations
@@ -144,62 +146,101 @@ def _run(cmd: list[str], what: str, *, env: dict[str, str]) -> None:
         )
 
 
-# The script run inside the new namespaces. Arguments: slug bundle out data image_venv run_env;
-# then the boot command. Every mount lives and dies with the namespace.
+# The script run inside the new namespaces: it builds a fresh root holding only what a Kaggle kernel
+# has (the system read-only, its own /tmp, /dev/shm and /proc, /kaggle/input read-only, /kaggle/working,
+# and the image's Python), pivots into it, and boots. Arguments: root slug bundle out data base image
+# runenv; then the boot command. Every mount lives and dies with the namespace; nothing is created on
+# the host outside ``root`` (a folder of the caller's temp dir).
 _INSIDE = r"""
 set -euo pipefail
-slug=$1 bundle=$2 out=$3 data=$4 image=$5 runenv=$6  # image: the cached image venv
-shift 6
+root=$1 slug=$2 bundle=$3 out=$4 data=$5 base=$6 image=$7 runenv=$8  # base: the image's interpreter
+shift 8
 if command -v ip >/dev/null; then ip link set lo up; fi  # this namespace's own loopback, as in a kernel
-mount -t tmpfs -o mode=0755 spectramind-kaggle /kaggle
-mkdir -p "/kaggle/input/$slug" /kaggle/working
-mount --bind "$bundle" "/kaggle/input/$slug"
-mount -o remount,bind,ro "/kaggle/input/$slug"
+ro() { mount -o remount,bind,ro "$1"; }
+bind() { mkdir -p "$2"; mount --rbind "$1" "$2"; }
+mount -t tmpfs -o mode=0755 spectramind-root "$root"
+for d in usr etc; do bind "/$d" "$root/$d"; ro "$root/$d"; done
+for d in bin sbin lib lib64 lib32 libx32; do  # merged-/usr links stay links
+  if [[ -L "/$d" ]]; then
+    ln -s "$(readlink "/$d")" "$root/$d"
+  elif [[ -d "/$d" ]]; then
+    bind "/$d" "$root/$d"
+    ro "$root/$d"
+  fi
+done
+bind /dev "$root/dev"
+mount -t tmpfs -o mode=1777 spectramind-shm "$root/dev/shm"
+bind /sys "$root/sys"
+mkdir -p "$root/proc" "$root/tmp" "$root/root" "$root/kaggle"
+mount -t proc proc "$root/proc"  # this PID namespace's processes only
+mount -t tmpfs -o mode=1777 spectramind-tmp "$root/tmp"
+mount -t tmpfs -o mode=0700 spectramind-home "$root/root"
+for p in "$base" "$image"; do bind "$p" "$root$p"; ro "$root$p"; done
+bind "$runenv" "$root$runenv"
+mount -t tmpfs -o mode=0755 spectramind-kaggle "$root/kaggle"
+mkdir -p "$root/kaggle/input/$slug" "$root/kaggle/working"
+bind "$bundle" "$root/kaggle/input/$slug"
+ro "$root/kaggle/input/$slug"
 if [[ -n "$data" ]]; then
-  mkdir -p /kaggle/input/ariel-data-challenge-2025
-  mount --bind "$data" /kaggle/input/ariel-data-challenge-2025
-  mount -o remount,bind,ro /kaggle/input/ariel-data-challenge-2025
+  comp="$root/kaggle/input/ariel-data-challenge-2025"
+  bind "$data" "$comp"
+  ro "$comp"
 fi
-mount --bind "$out" /kaggle/working
-mount -o remount,ro /kaggle
-mount --bind "$image" "$image"
-mount -o remount,bind,ro "$image"
+mount --bind "$out" "$root/kaggle/working"
+mount -o remount,ro "$root/kaggle"
+cd "$root"
+mkdir .host
+pivot_root . .host
+umount -l /.host
+rmdir /.host
 cd /kaggle/working
 export PATH="$runenv/bin:/usr/local/bin:/usr/bin:/bin" SPECTRAMIND_PYTHON="$runenv/bin/python"
-exec bash "/kaggle/input/$slug/boot/kaggle-boot.sh" "$@"
+export HOME=/root TMPDIR=/tmp
+set +e
+bash "/kaggle/input/$slug/boot/kaggle-boot.sh" "$@"  # not exec: this shell is PID 1 and reaps orphans
+exit $?
 """
 
 
 def sandbox_argv(
     *,
+    root: Path,
     slug: str,
     bundle: Path,
     out: Path,
     data: Path | None,
-    image_dir: Path,
+    base: ImageEnv,
     run_env_dir: Path,
     command: list[str],
 ) -> list[str]:
-    """``unshare`` argv running boot offline with a read-only /kaggle/input (root or user namespace)."""
+    """``unshare`` argv running boot offline in a fresh root (root or user namespace).
+
+    ``root``: an empty folder of the caller's temp dir; the sandbox's root filesystem is mounted there.
+    """
     if shutil.which("unshare") is None:
         raise UsageError("`unshare` (util-linux) is not installed", fix="apt-get install util-linux")
-    prefix = _unshare_prefix()
-    mountpoint = Path("/kaggle")
-    if not mountpoint.is_dir():
-        try:
-            mountpoint.mkdir()  # an empty mount point; everything under it lives in the namespace
-        except OSError as exc:
-            raise UsageError(
-                "the sandbox needs an empty /kaggle directory as its mount point",
-                where="/kaggle",
-                fix="create it once: sudo mkdir /kaggle",
-            ) from exc
-    args = [slug, str(bundle), str(out), str(data or ""), str(image_dir), str(run_env_dir)]
-    return [*prefix, "bash", "-c", _INSIDE, "sandbox", *args, *command]
+    root.mkdir(parents=True, exist_ok=True)
+    interpreter = base_prefix(base.python)
+    args = [str(root), slug, str(bundle), str(out), str(data or ""), str(interpreter), str(base.path)]
+    return [*_unshare_prefix(), "bash", "-c", _INSIDE, "sandbox", *args, str(run_env_dir), *command]
+
+
+def base_prefix(python: Path) -> Path:
+    """The installation a venv's interpreter runs from (``sys.base_prefix``): the sandbox mounts it."""
+    proc = subprocess.run(
+        [str(python), "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise BundlerError(
+            f"cannot ask the image environment's Python for its installation: {proc.stderr.strip()[-300:]}",
+            where=str(python),
+            fix="delete the cached image environment (it is rebuilt on the next run)",
+        )
+    return Path(proc.stdout.strip())
 
 
 def _unshare_prefix() -> list[str]:
-    prefix = ["unshare", "--net", "--mount", "--propagation", "private"]
+    prefix = ["unshare", "--net", "--mount", "--pid", "--fork", "--propagation", "private"]
     if os.geteuid() != 0:  # an unprivileged user gets root inside a user namespace
         prefix.insert(1, "--map-root-user")
     return prefix
@@ -211,7 +252,7 @@ def unavailable() -> str | None:
         return "unshare (util-linux) is not installed"
     probe = subprocess.run([*_unshare_prefix(), "true"], capture_output=True, check=False)
     if probe.returncode != 0:
-        return "cannot create network and mount namespaces here (needs root or user namespaces)"
-    if not Path("/kaggle").is_dir() and not os.access("/", os.W_OK):
-        return "no /kaggle mount point and / is not writable (sudo mkdir /kaggle)"
+        return "cannot create network, mount and PID namespaces here (needs root or user namespaces)"
+    if shutil.which("pivot_root") is None:
+        return "pivot_root (util-linux) is not installed"
     return None

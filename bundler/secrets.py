@@ -6,6 +6,7 @@ the scan is that a secret is not copied anywhere, including into a CI log.
 
 from __future__ import annotations
 
+import codecs
 import re
 import zipfile
 from collections.abc import Callable, Iterable
@@ -93,10 +94,44 @@ def scan_text(text: str, path: str) -> list[Finding]:
     return found
 
 
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: its BOM starts the same way
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 told by its NULs: mostly-ASCII text has a NUL in every high byte, and nowhere else."""
+    even, odd = head[0::2], head[1::2]
+    if not even or not odd:
+        return None
+    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_nul > 0.3 and even_nul < 0.05:
+        return "utf-16-le"
+    if even_nul > 0.3 and odd_nul < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def decode_text(data: bytes) -> str | None:
+    """Text as people's tools write it: UTF-8 (with or without BOM), UTF-16/32 with a BOM, UTF-16
+    without one (told by its NUL pattern); None for binary data."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding, "replace")
+    head = data[:8192]
+    if b"\0" not in head:
+        return data.decode("utf-8", "replace")
+    utf16 = _utf16_without_bom(head[: len(head) - len(head) % 2])
+    return data.decode(utf16, "replace") if utf16 else None
+
+
 def scan_bytes(data: bytes, path: str) -> list[Finding]:
-    if b"\0" in data[:8192]:
-        return []  # binary
-    return scan_text(data.decode("utf-8", "replace"), path)
+    text = decode_text(data)
+    return [] if text is None else scan_text(text, path)
 
 
 def scan_file(path: Path, rel: str) -> list[Finding]:

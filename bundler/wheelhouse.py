@@ -45,9 +45,9 @@ from bundler.fetch import (
     safe_url,
     verify_download,
 )
-from bundler.image import ImageManifest, load_image
+from bundler.image import ImageManifest, is_cuda_library, load_image
 from bundler.lockfile import LockedPin, check_fresh, check_target, parse_lock
-from bundler.output import console
+from bundler.output import progress_display
 from bundler.sdist import build_pure_wheel
 from bundler.tags import TargetTags, marker_applies, marker_environment, parse_filename, target_tags
 from bundler.wheelcheck import check_wheel
@@ -260,10 +260,13 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
                 fix="re-lock with `python -m bundler lock`",
             )
         seen[pin.name] = pin
-        if image.has(pin.name, pin.version):
+        if image.has(pin.name, pin.version) and (
+            not settings.bundle.self_contained or image.built_for_image(pin.name)
+        ):
             skipped.append({"name": pin.name, "version": pin.version})
             continue
         jobs.append(_Job(pin, choice_key(pin.name, pin.version, pin.hashes, tags.key()), where))
+    check_gpu_stack(image, [job.pin for job in jobs], str(lock))
     warnings: list[str] = []
     if image.abi and image.abi != settings.target.abi:
         warnings.append(
@@ -271,6 +274,29 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
             f"{settings.target.image} was captured on {image.abi}: check target.image"
         )
     return _Plan(jobs, sorted(skipped, key=lambda s: s["name"]), image, env, tags, warnings)
+
+
+def check_gpu_stack(image: ImageManifest, pins: list[LockedPin], where: str) -> None:
+    """A GPU image's torch build and CUDA libraries come from the image, never from the bundle:
+    the index's torch is another build (CPU, or CUDA for another driver) and its nvidia-* wheels
+    weigh gigabytes."""
+    cuda = image.torch_cuda
+    if cuda is None:
+        return
+    torch = image.get("torch")
+    found = [
+        f"torch {pin.version} (the image's is the CUDA {cuda} build {torch.version if torch else '?'})"
+        for pin in pins
+        if pin.name == "torch"
+    ]
+    found += [f"{pin.name} {pin.version} (a CUDA library)" for pin in pins if is_cuda_library(pin.name)]
+    if found:
+        raise BundlerError(
+            f"the bundle would ship part of the GPU image's CUDA stack: {', '.join(found)}",
+            where=where,
+            fix="relax requirements.in so the lock keeps the image's torch (and re-lock), or lock "
+            "against a manifest of the image you mean to run on",
+        )
 
 
 def _check_offline(jobs: list[_Job], cache: Cache) -> None:
@@ -323,14 +349,12 @@ def build_wheelhouse(
     """Fill ``dest`` with the target wheels of every locked pin the image lacks (see module doc)."""
     plan = _plan(settings, lock)
     jobs, tags = plan.jobs, plan.tags
-    progress = Progress(
+    progress = progress_display(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=console,
-        transient=False,
     )
     with progress:
         fetcher = _Fetcher(settings, offline, progress)

@@ -217,20 +217,34 @@ def test_build_writes_the_bundle_of_design_section_5(
     assert code == 0, err
     files = sorted(tree_bytes(out))
     configs = [p.relative_to(tiny.root).as_posix() for p in (tiny.root / "configs").rglob("*") if p.is_file()]
-    assert files == sorted(
+    shim = sorted(f"boot/shim/{p.name}" for p in (REPO / "src" / "spectramind" / "shim").glob("*.py"))
+    assert [f for f in files if not f.startswith("site/")] == sorted(
         [
             "MANIFEST.json",
             *configs,
             "boot/kaggle-boot.sh",
-            "boot/shim.py",
+            *shim,
             "dataset-metadata.json",
             "requirements.lock",
             "sbom.cdx.json",
             "weights/v50.pt",
-            "wheels/spectramind-0.0.1-py3-none-any.whl",
-            "wheels/tinydep-1.0-py3-none-any.whl",
         ]
     )
+    # the delta ships installed: import tree, dist-info with RECORD and INSTALLER, target .pyc
+    site = {f for f in files if f.startswith("site/")}
+    tag = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
+    for name in (
+        "site/lib/tinydep/__init__.py",
+        f"site/lib/tinydep/__pycache__/__init__.{tag}.pyc",
+        "site/lib/tinydep-1.0.dist-info/METADATA",
+        "site/lib/tinydep-1.0.dist-info/RECORD",
+        "site/lib/spectramind/__init__.py",
+        "site/lib/spectramind/shim/main.py",
+        "site/lib/spectramind-0.0.1.dist-info/INSTALLER",
+    ):
+        assert name in site, name
+    assert (out / "site/lib/tinydep-1.0.dist-info/INSTALLER").read_text() == "spectramind-bundler\n"
+    assert not (out / "wheels").exists()  # no installer runs at boot, so no wheels ship
     manifest = json.loads((out / "MANIFEST.json").read_text())
     assert set(manifest) == {
         "schema",
@@ -243,10 +257,18 @@ def test_build_writes_the_bundle_of_design_section_5(
         "files",
         "skipped",
         "built",
-        "repacked",
+        "install",
+        "site",
+        "pyc",
     }
-    assert manifest["repacked"] == []  # only uv is repacked, and this lock has none
-    assert manifest["schema"] == 1
+    assert manifest["schema"] == 2 and manifest["install"] == "site"
+    assert [(d["name"], d["version"]) for d in manifest["site"]] == [
+        ("spectramind", "0.0.1"),
+        ("tinydep", "1.0"),
+    ]
+    assert manifest["site"][1]["sha256"] == sha256_file(tiny.index_files / "tinydep-1.0-py3-none-any.whl")
+    assert manifest["pyc"]["mode"] == "unchecked-hash"
+    assert manifest["pyc"]["python"].startswith(f"{sys.version_info[0]}.{sys.version_info[1]}.")
     assert manifest["target"]["python"] == "3.11" and manifest["target"]["abi"] == "cp311"
     assert "manylinux_2_36_x86_64" in manifest["target"]["platforms"]
     assert manifest["image"] == {
@@ -276,9 +298,31 @@ def test_build_writes_the_bundle_of_design_section_5(
     assert kernel["enable_internet"] is False
     assert kernel["dataset_sources"] == ["spectramind/spectramind-v50-bundle"]
     assert kernel["competition_sources"] == ["ariel-data-challenge-2025"]
-    assert (out.parent / "kernels" / "spectramind-v50-infer" / "infer.py").is_file()
+    code = (out.parent / "kernels" / "spectramind-v50-infer" / "infer.py").read_text()
+    assert f'EXPECTED_BUNDLE_SHA256 = "{manifest["bundle_sha256"]}"' in code  # boot refuses any other
     # Human output: the final table on stderr.
     assert "bundle hash" in err and manifest["bundle_sha256"][:16] in err
+
+
+def test_wheels_mode_ships_wheels_and_no_site(tiny: TinyProject, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tiny.root / "dist" / "bundle"
+    code, _, err = run_cli(tiny.args(out, "bundle.install=wheels"), capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (out / "wheels").iterdir()) == [
+        "spectramind-0.0.1-py3-none-any.whl",
+        "tinydep-1.0-py3-none-any.whl",
+    ]
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert not (out / "site").exists() and manifest["install"] == "wheels" and manifest["site"] == []
+
+
+def test_pyc_false_ships_sources_only(tiny: TinyProject, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tiny.root / "dist" / "bundle"
+    code, data, err = run_cli(tiny.args(out, "bundle.pyc=false"), capsys)
+    assert code == 0, err
+    assert not list((out / "site").rglob("*.pyc")) and (out / "site/lib/tinydep/__init__.py").is_file()
+    assert data["pyc"]["mode"] == "none" and "bundle.pyc=false" in data["pyc"]["reason"]
+    assert not [w for w in data["warnings"] if "pyc" in w]  # asked for: no warning
 
 
 def test_two_checkouts_build_byte_identical_bundles(
@@ -327,12 +371,13 @@ def test_a_commit_that_packs_nothing_new_keeps_the_bundle_hash(
     code, docs, err = run_cli(tiny.args(out), capsys)
     assert code == 0, err
     assert docs["bundle_sha256"] == before["bundle_sha256"]
-    assert docs["git_commit"] != before["git_commit"]
+    assert docs["git_commit"] == before["git_commit"]  # the last commit that changed what is packed
     commit("src/spectramind/extra.py", "VALUE = 1\n", "2025-08-01T00:00:00+00:00")
     code, changed, err = run_cli(tiny.args(out), capsys)
     assert code == 0, err
     assert changed["bundle_sha256"] != before["bundle_sha256"]
     assert changed["created"] == "2025-08-01T00:00:00Z"
+    assert changed["git_commit"] == _git(tiny.root, "rev-parse", "HEAD")
 
 
 def test_source_date_epoch_sets_created_and_changes_nothing_else_by_accident(

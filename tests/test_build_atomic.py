@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,7 +70,7 @@ def test_killed_build_leaves_previous_bundle_intact(
     # Change an input so the killed build's stage differs from the published bundle.
     (tiny.root / "configs" / "model" / "v50.yaml").write_text("changed: true\n")
     printed = _kill_build_at(tiny, out, step)
-    assert "[1/11] wheelhouse" in printed
+    assert re.search(r"\[1/\d+\] wheelhouse", printed)
 
     assert tree_bytes(out) == before  # the previous bundle, byte for byte
     report = verify_bundle(out)

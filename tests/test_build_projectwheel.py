@@ -44,7 +44,7 @@ def test_same_sources_in_two_places_give_the_same_wheel_bytes(
     assert data == (tmp_path / "out1" / wheels[1].filename).read_bytes()
     with zipfile.ZipFile(tmp_path / "out0" / wheels[0].filename) as zf:
         names = zf.namelist()
-        assert "spectramind/shim.py" in names and zf.getinfo(names[0]).date_time[:3] == (2023, 11, 14)
+        assert "spectramind/shim/main.py" in names and zf.getinfo(names[0]).date_time[:3] == (2023, 11, 14)
         assert not any(str(tmp_path) in zf.read(n).decode("utf-8", "replace") for n in names)
     # The build ran on a copy: no egg-info or build/ left in the project.
     assert sorted(p.name for p in (project.root / "src").iterdir()) == ["pyproject.toml", "spectramind"]

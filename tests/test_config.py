@@ -55,12 +55,19 @@ def test_two_target_profiles_for_the_two_kaggle_images(repo: Path) -> None:
 
 def test_bundle_settings_take_command_line_overrides(repo: Path, tmp_path: Path) -> None:
     settings = load(
-        ["env=kaggle", f"bundle.out={tmp_path}/b", "bundle.include_uv=false"], str(repo / "configs")
+        ["env=kaggle", f"bundle.out={tmp_path}/b", "bundle.install=wheels"], str(repo / "configs")
     )
     assert settings.path(settings.bundle.out) == tmp_path / "b"
-    assert settings.bundle.include_uv is False
+    assert settings.bundle.install == "wheels"
     assert settings.env.name == "kaggle"
     assert settings.image_manifest == repo / "configs" / "images" / "kaggle-sim-cp311.json"
+
+
+def test_unknown_install_mode_is_a_usage_error(repo: Path) -> None:
+    from bundler.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"bundle\.install='copy' is not one of site, wheels"):
+        load(["bundle.install=copy"], str(repo / "configs"))
 
 
 def test_unknown_option_is_an_error_naming_the_override(repo: Path) -> None:

@@ -126,3 +126,28 @@ def test_repo_kernel_definition_and_its_script(repo: Path, tmp_path: Path) -> No
         check=False,
     )
     assert empty.returncode == 1 and "attach it" in empty.stderr
+
+
+def test_kernels_pin_the_image_the_manifest_records(repo: Path, tmp_path: Path) -> None:
+    """docker_image / docker_image_pinning_type reach Kaggle through the official client's push."""
+    from spectramind.shim import MANIFEST_NAME, MANIFEST_SCHEMA
+    from spectramind.shim.manifest import seal
+    from tests.kaggle_server import USERNAME, KaggleServer
+    from tests.test_push import make_bundle, push
+
+    _template(tmp_path / "k" / "predict", id=f"{USERNAME}/spectramind-v50-predict")
+    ref = "gcr.io/kaggle-images/python@sha256:" + "ab" * 32
+    owned = replace(BUNDLE, dataset=f"{USERNAME}/spectramind-v50-bundle")
+    plans = kernels.plan_kernels(tmp_path / "k", owned, ref)
+    assert plans[0].meta["docker_image"] == ref and plans[0].meta["docker_image_pinning_type"] == "original"
+    kernels.write_kernels(plans, tmp_path / "dist" / "kernels")
+    bundle, _ = make_bundle(tmp_path)
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text())  # sealed as this checkout's boot reads it
+    (bundle / MANIFEST_NAME).write_text(json.dumps(seal({**manifest, "schema": MANIFEST_SCHEMA})))
+    with KaggleServer() as server:
+        code, _, err = push(repo, tmp_path, bundle, server)
+    assert code == 0, err
+    saved = server.rpcs("SaveKernel")[0].body
+    assert saved["dockerImage"] == ref
+    assert saved["dockerImagePinningType"] == "original"
+    assert "docker_image" not in kernels.plan_kernels(tmp_path / "k", owned)[0].meta  # nothing recorded

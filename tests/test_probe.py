@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import sys
 from argparse import Namespace
@@ -126,3 +127,48 @@ def test_cuda_driver_detected_on_a_gpu_machine() -> None:
     if not info["gpus"]:
         pytest.skip("no NVIDIA GPU here")
     assert info["driver"] is not None and info["driver_version"]
+    tools = probe.tools(info["driver_version"])
+    assert tools["nvidia-smi"] is not None and tools["nvidia-smi"]["driver_version"] == info["driver_version"]
+
+
+def test_probe_records_uv_on_path_and_its_version(tmp_path: Path) -> None:
+    """What boot relies on beyond pip: the uv on PATH (here: the dev install's) and its version."""
+    from bundler.resolver import uv_binary, uv_version
+
+    out = tmp_path / "tools.json"
+    env = {"PATH": f"{Path(uv_binary()).parent}:/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-S", str(PROBE), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tools = json.loads(out.read_text())["tools"]
+    assert tools["uv"] == {"path": uv_binary(), "version": uv_version()}
+    if shutil.which("nvidia-smi", path=env["PATH"]) is None:
+        assert tools["nvidia-smi"] is None
+
+
+@pytest.mark.parametrize(
+    ("version", "cuda"),
+    [
+        ("2.6.0+cu124", "12.4"),
+        ("2.5.1+cu118", "11.8"),
+        ("2.9.0+cu130", "13.0"),
+        ("2.10.0+cpu", None),
+        ("2.4.0", None),
+    ],
+)
+def test_torch_cuda_build_from_the_local_label(version: str, cuda: str | None) -> None:
+    assert probe.torch_cuda_from_version(version) == cuda
+
+
+def test_nvidia_packages_are_listed() -> None:
+    dists = [
+        {"name": "nvidia_cublas_cu12", "version": "12.4.5.8"},
+        {"name": "nvidia-ml-py", "version": "12.560.30"},
+        {"name": "numpy", "version": "2.1.3"},
+    ]
+    assert probe.cuda_packages(dists) == ["nvidia_cublas_cu12==12.4.5.8", "nvidia-ml-py==12.560.30"]

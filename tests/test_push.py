@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from spectramind.shim import MANIFEST_NAME, bundle_sha256, file_entries
+from spectramind.shim.manifest import MANIFEST_NAME, file_entries, seal
 from tests.kaggle_server import KEY, TOKEN, USERNAME, KaggleServer
 
 REF = f"{USERNAME}/spectramind-v50-bundle"
@@ -39,11 +39,9 @@ def make_bundle(root: Path, *, payload: str = "v1", extra: dict[str, str] | None
     for rel, text in (extra or {}).items():
         (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
         (bundle / rel).write_text(text)
-    entries = file_entries(bundle)
-    digest = bundle_sha256(entries)
-    manifest = {"schema": 1, "bundle_sha256": digest, "git_commit": "abc123", "files": entries}
+    manifest = seal({"git_commit": "abc123", "files": file_entries(bundle)})
     (bundle / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-    return bundle, digest
+    return bundle, manifest["bundle_sha256"]
 
 
 def make_kernel(root: Path, *, internet: bool = True) -> Path:

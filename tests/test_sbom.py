@@ -65,6 +65,6 @@ def test_build_packs_an_sbom_of_wheels_and_image_packages(
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     comps = {c["name"]: c for c in json.loads(text)["components"]}
     assert sorted(comps) == ["numpy", "spectramind", "tinydep"]
-    wheel = out / "wheels" / "tinydep-1.0-py3-none-any.whl"
+    wheel = tiny.index_files / "tinydep-1.0-py3-none-any.whl"  # the locked file, as installed in site/
     assert comps["tinydep"]["hashes"][0]["content"] == tb.sha256_file(wheel)
     assert str(Path(tiny.root)) not in text

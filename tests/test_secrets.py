@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import zipfile
 from pathlib import Path
 
@@ -91,7 +92,10 @@ def test_build_fails_with_file_and_line_and_prints_no_secret(
         "configs/kaggle.json": ('{"username": "me", "key": "' + KAGGLE_HEX + '"}', "configs/kaggle.json ("),
         "weights/.env": (f"KAGGLE_KEY={KAGGLE_HEX}\n", "weights/.env ("),
         "configs/env/extra.yaml": (f"a: 1\naws: {AWS_ID}\n", "configs/env/extra.yaml:2 (AWS access key id)"),
-        "src/spectramind/leak.py": (f"\n\nTOKEN = '{GH_TOKEN}'\n", "!spectramind/leak.py:3 (GitHub token)"),
+        "src/spectramind/leak.py": (
+            f"\n\nTOKEN = '{GH_TOKEN}'\n",
+            "site/lib/spectramind/leak.py:3 (GitHub token)",
+        ),
     }
     for relpath, (content, _) in planted.items():
         (tiny.root / relpath).write_text(content)
@@ -106,3 +110,30 @@ def test_build_fails_with_file_and_line_and_prints_no_secret(
     for value in (KAGGLE_HEX, AWS_ID, GH_TOKEN):
         assert value not in err and value not in str(data)
     assert not out.exists()
+
+
+ENCODINGS = {
+    "utf-8": lambda t: t.encode("utf-8"),
+    "utf-8 with BOM": lambda t: t.encode("utf-8-sig"),
+    "utf-16 LE with BOM": lambda t: codecs.BOM_UTF16_LE + t.encode("utf-16-le"),
+    "utf-16 BE with BOM": lambda t: codecs.BOM_UTF16_BE + t.encode("utf-16-be"),
+    "utf-16 LE without BOM": lambda t: t.encode("utf-16-le"),
+    "utf-16 BE without BOM": lambda t: t.encode("utf-16-be"),
+    "utf-32 LE with BOM": lambda t: t.encode("utf-32"),  # what PowerShell's -Encoding UTF32 writes
+}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+def test_secrets_in_utf16_and_bom_text_are_found(tmp_path: Path, encoding: str) -> None:
+    """The scan read only UTF-8: a key saved by Notepad/PowerShell as UTF-16 slipped through."""
+    (tmp_path / "notes.txt").write_bytes(ENCODINGS[encoding](f"hello\r\nKAGGLE_KEY={KAGGLE_HEX}\r\n"))
+    (tmp_path / "ok.txt").write_bytes(ENCODINGS[encoding]("nothing to see here\n" * 50))
+    found = secrets.scan_tree(tmp_path)
+    assert [(f.path, f.line, f.kind) for f in found] == [("notes.txt", 2, "Kaggle key assignment")]
+
+
+def test_binary_data_is_not_read_as_text(tmp_path: Path) -> None:
+    blob = bytes(range(256)) * 64 + f"KAGGLE_KEY={KAGGLE_HEX}".encode()  # NULs everywhere: binary
+    (tmp_path / "weights.bin").write_bytes(blob)
+    assert secrets.decode_text(blob) is None
+    assert secrets.scan_tree(tmp_path) == []

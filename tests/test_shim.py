@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spectramind.shim import base, budget, install, locate, main, records, target
+from spectramind.shim import base, budget, install, locate, records, target, verify
 
 LOCK = """\
 # spectramind-lock: requirements-in-sha256=abc target=t image=i image-sha256=def
@@ -250,9 +250,9 @@ def test_locate_bundle_missing_names_the_patterns(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "mode"), [([], "overlap"), (["boot.verify=strict"], "strict")])
 def test_verify_mode_from_the_command(args: list[str], mode: str) -> None:
-    assert main.verify_mode(["spectramind", "predict", *args]) == mode
+    assert verify.verify_mode(["spectramind", "predict", *args]) == mode
 
 
 def test_bad_verify_mode_is_a_clear_error() -> None:
     with pytest.raises(base.BootError, match=r"boot\.verify='fast' is not one of overlap, strict"):
-        main.verify_mode(["spectramind", "predict", "boot.verify=fast"])
+        verify.verify_mode(["spectramind", "predict", "boot.verify=fast"])

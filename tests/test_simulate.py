@@ -51,11 +51,14 @@ class SimKit:
         )
         self.data = make_data(root / "data")
 
-    def bundle(self, tmp: Path, *, ship_alpha: bool = True, install: str = "site") -> Path:
+    def bundle(
+        self, tmp: Path, *, ship_alpha: bool = True, install: str = "site", skipped: tuple[Pin, ...] = ()
+    ) -> Path:
         spec = BundleSpec(
             pins=[
                 Pin("alpha", "1.0", self.alpha, ship=ship_alpha),
                 Pin("imgpkg", "1.0", self.imgpkg, ship=False),
+                *skipped,
             ],
             spectramind=self.spectramind,
             install=install,
@@ -106,7 +109,10 @@ def test_good_bundle_boots_offline_and_writes_valid_submission(kit: SimKit, tmp_
 
 PROBE = r"""
 import json, os, socket, sys
-res = {}
+res = {"visible": {p: os.path.exists(p) for p in sys.argv[2:]}}
+res["tmp"] = sorted(os.listdir("/tmp"))
+res["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+res["own_tmp_writable"] = open("/tmp/x", "w").write("x") == 1
 for host, port in (("1.1.1.1", 53), ("127.0.0.1", int(sys.argv[1]))):
     try:
         socket.create_connection((host, port), timeout=3).close()
@@ -125,16 +131,26 @@ print("stdout of the command goes to stderr, never into --json")
 """
 
 
-def test_network_absent_and_input_read_only(kit: SimKit, tmp_path: Path) -> None:
+def test_network_absent_input_read_only_and_nothing_of_the_host_visible(
+    kit: SimKit, tmp_path: Path, repo: Path
+) -> None:
     server = socket.create_server(("127.0.0.1", 0))  # listening here (backlog accepts), unseen in the sandbox
     port = server.getsockname()[1]
-    script = tmp_path / "probe.py"
-    script.write_text(PROBE)
+    (kit.data / "probe.py").write_text(PROBE)  # the competition data is what the kernel can read
+    sock_path = tmp_path / "host.sock"
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(sock_path))  # a unix socket on the host, beside the bundle
+    bundle = kit.bundle(tmp_path)
+    hidden = [str(bundle), str(sock_path), str(repo), str(tmp_path), "/work"]
     out = tmp_path / "working"
+    kaggle_before = Path("/kaggle").exists()
     try:
-        proc, data = kit.simulate(kit.bundle(tmp_path), out, "--command", f"python {script} {port}")
+        command = f"python /kaggle/input/ariel-data-challenge-2025/probe.py {port} {' '.join(hidden)}"
+        proc, data = kit.simulate(bundle, out, "--command", command)
     finally:
         server.close()
+        unix.close()
+    assert Path("/kaggle").exists() == kaggle_before  # no mount point made on the host
     assert proc.returncode == 0, proc.stderr
     res = json.loads((out / "probe.json").read_text())
     assert res["1.1.1.1"].startswith("OSError") and "unreachable" in res["1.1.1.1"]
@@ -143,6 +159,9 @@ def test_network_absent_and_input_read_only(kit: SimKit, tmp_path: Path) -> None
     assert res["/kaggle/input/spectramind-test-bundle/x"] == erofs
     assert res["/kaggle/input/ariel-data-challenge-2025/x"] == erofs
     assert res["/kaggle/input/new"] == erofs
+    assert res["visible"] == dict.fromkeys(hidden, False)  # the host's paths and sockets are not there
+    assert res["own_tmp_writable"] and "host.sock" not in res["tmp"]
+    assert len(res["pids"]) < 20 and 1 in res["pids"]  # its own PID namespace: no host processes
     assert data["submission"]["valid"] is True  # the fallback, written before the command
     assert "never into --json" in proc.stderr  # kit.simulate parsed stdout as one JSON object
 
@@ -181,6 +200,28 @@ def test_too_small_budget_exits_124_with_valid_submission(kit: SimKit, tmp_path:
     assert data["submission"]["valid"] is True
     assert data["seconds"] < 15
     assert [s["signal"] for s in data["signals"]] == ["SIGINT"]  # python exits on KeyboardInterrupt
+
+
+def test_image_drift_both_ways_is_named_before_the_payload_runs(kit: SimKit, tmp_path: Path) -> None:
+    # Locked against an image that had imgdep 2.0 and ghostpkg 1.0; the live image has imgdep 3.0
+    # and no ghostpkg at all.
+    drifted = (
+        Pin("imgdep", "2.0", kit.imgdep, ship=False),
+        Pin("ghostpkg", "1.0", kit.alpha, ship=False),
+    )
+    out = tmp_path / "w"
+    proc, _ = kit.simulate(kit.bundle(tmp_path, skipped=drifted), out)
+    assert proc.returncode == 0, proc.stderr  # drift is named, the run goes on (the fallback is on disk)
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert sorted(summary["drift"], key=lambda d: d["name"]) == [
+        {"name": "ghostpkg", "locked": "1.0", "found": None},
+        {"name": "imgdep", "locked": "2.0", "found": "3.0"},
+    ]
+    line = next(x for x in proc.stderr.splitlines() if "image drift" in x)
+    assert "imgdep: locked 2.0" in line and "found 3.0" in line and "ghostpkg: locked 1.0" in line
+    assert proc.stderr.index("image drift") < proc.stderr.index("fallback submission written")
+    log = (out / "v50_debug_log.md").read_text()
+    assert "ghostpkg 1.0 -> None" in log and "imgdep 2.0 -> 3.0" in log
 
 
 def test_refuses_to_empty_a_foreign_out_dir(kit: SimKit, tmp_path: Path) -> None:

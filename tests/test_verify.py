@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bundler.cli import main as bundler_main
-from spectramind.shim import MANIFEST_NAME, bundle_sha256, file_entries
+from spectramind.shim.manifest import MANIFEST_NAME, file_entries, seal
 from tests.support.wheels import make_wheel
 
 
@@ -22,8 +22,7 @@ def _bundle(root: Path) -> Path:
     (root / "boot").mkdir()
     (root / "boot" / "shim.py").write_text("print('shim')\n")
     make_wheel(root / "wheels", "tinydep", "1.0")
-    entries = file_entries(root)
-    manifest = {"schema": 1, "bundle_sha256": bundle_sha256(entries), "files": entries, "created": "x"}
+    manifest = seal({"files": file_entries(root), "created": "x"})
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return root
 

@@ -209,7 +209,7 @@ def test_sync_workflow_end_to_end(repo: Path, tmp_path: Path) -> None:
     assert built["bundle_sha256"] == verified["bundle_sha256"] == pushed["bundle_sha256"]
     assert pushed["dataset"]["action"] == "created"
     names = {server.blobs[f["token"]].name for f in server.rpcs("CreateDataset")[0].body["files"]}
-    assert {"MANIFEST.json", "requirements.lock", "boot.zip", "wheels.zip", "weights.zip"} <= names
+    assert {"MANIFEST.json", "requirements.lock", "boot.zip", "site.zip", "weights.zip"} <= names
     [kernel] = server.rpcs("SaveKernel")
     assert kernel.body["enableInternet"] is False
     assert kernel.body["datasetDataSources"] == [pushed["dataset"]["ref"]]

@@ -1,4 +1,4 @@
-"""``python -m bundler build``: pack the Kaggle dataset (DESIGN §5).
+"""``python -m bundler build``: pack the Kaggle dataset.
 
 A pipeline of small steps over one staging directory beside ``--out``:
 wheelhouse → project wheel → site (the delta installed, .pyc for the target) → configs → weights (DVC)
@@ -83,18 +83,18 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def git_info(root: Path, content: list[str] | None = None) -> tuple[str | None, int | None]:
-    """HEAD's commit, and the time of the last commit that touched ``content`` (HEAD's when empty).
+    """The last commit that touched ``content`` (HEAD when empty or none did), and its time.
 
-    Dating the build by its packed inputs rather than by HEAD keeps the bundle (so its hash) the
-    same across commits that change nothing packed, e.g. docs: push then uploads nothing.
-    Returns (None, None) outside a git checkout.
+    The bundle names and dates itself by its packed inputs rather than by HEAD: both are covered by
+    ``bundle_sha256``, and a commit that changes nothing packed (docs, say) keeps the bundle, so its
+    hash, the same: push then uploads nothing. Returns (None, None) outside a git checkout.
     """
-    head = _git(root, "log", "-1", "--format=%H %ct")
-    if head is None or len(head.split()) != 2:
+    fmt = ("log", "-1", "--format=%H %ct")
+    found = (_git(root, *fmt, "--", *content) if content else None) or _git(root, *fmt)
+    if found is None or len(found.split()) != 2 or not found.split()[1].isdigit():
         return None, None
-    commit, head_time = head.split()
-    touched = _git(root, "log", "-1", "--format=%ct", "--", *content) if content else None
-    return commit, int(touched) if touched and touched.isdigit() else int(head_time)
+    commit, when = found.split()
+    return commit, int(when)
 
 
 def source_date_epoch(commit_time: int | None) -> int:
@@ -134,7 +134,7 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
         settings=settings,
         out=out,
         lock=lock,
-        kernels_out=out.parent / "kernels",
+        kernels_out=kernels.kernels_beside(out),
         offline=bool(args.offline),
         allow_clobber=bool(args.allow_clobber) or settings.bundle.allow_clobber,
         epoch=source_date_epoch(commit_time),
@@ -185,9 +185,12 @@ def step_site(inp: BuildInputs, st: BuildState) -> None:
         return
     assert st.project_wheel is not None  # noqa: S101 -- step order
     s = inp.settings
-    st.pyc = find_pyc(s.target.python)
-    if st.pyc.python is None:
-        st.warnings.append(st.pyc.reason)
+    if not s.bundle.pyc:
+        st.pyc = Pyc(None, None, "bundle.pyc=false: modules compile once per kernel, into a writable cache")
+    else:
+        st.pyc = find_pyc(s.target.python)
+        if st.pyc.python is None:
+            st.warnings.append(st.pyc.reason)
     wheels = [(r.name, r.version, r.filename, r.sha256) for r in st.wheelhouse.wheels]
     pw = st.project_wheel
     wheels.append((pw.name, pw.version, pw.filename, pw.sha256))
@@ -260,7 +263,13 @@ def step_lock(inp: BuildInputs, st: BuildState) -> None:
 def step_metadata(inp: BuildInputs, st: BuildState) -> None:
     bundle = inp.settings.bundle
     pack.write_json(st.stage / kernels.METADATA_NAME, kernels.dataset_metadata(bundle))
-    st.kernel_plan = kernels.plan_kernels(inp.settings.path(bundle.kernels_dir), bundle)
+    image = load_image(inp.settings.config_dir, inp.settings.target.image)
+    st.kernel_plan = kernels.plan_kernels(inp.settings.path(bundle.kernels_dir), bundle, image.docker_image)
+    if st.kernel_plan and not image.docker_image:
+        st.warnings.append(
+            f"image manifest {inp.settings.target.image} records no kaggle.docker_image: kernels run on "
+            "Kaggle's current image, which may differ from the one the lock was made against"
+        )
 
 
 def step_sbom(inp: BuildInputs, st: BuildState) -> None:

@@ -32,7 +32,9 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
 
     def step(self, name: str, argv: list[str], *, want_json: bool = False, ok: tuple[int, ...] = (0,)) -> Any:
-        """Run one CLI step; its progress goes to stderr, its --json result is returned."""
+        """Run one CLI step with the demo's overrides; its progress goes to stderr, its --json result
+        is returned. Every step gets the overrides here, so no step can miss them."""
+        argv = [*argv, *self.overrides]
         console.print(Text.assemble(("▶ ", "bold cyan"), (name, "bold"), f"  $ {' '.join(argv)}"))
         started = time.monotonic()
         proc = subprocess.run(
@@ -75,7 +77,7 @@ def _ensure_weights(run: _Run) -> str:
         states = dvc.ensure_weights(run.settings.root, list(run.settings.bundle.weights))
     except BundlerError as error:
         console.print(Text(f"weights not available through DVC ({error.what}); training them instead"))
-        run.step("train", ["spectramind.cli", "train", *run.overrides])
+        run.step("train", ["spectramind.cli", "train"])
         return "trained"
     return ", ".join(sorted({s.state for s in states})) or "none"
 
@@ -90,22 +92,22 @@ def run(args: argparse.Namespace) -> Result:
     if (data / _DATA_MARKER).is_file():
         console.print(Text(f"demo data present in {data} (delete it to regenerate)"))
     else:
-        demo.step("make-data", ["spectramind.cli", "make-data", *overrides])
+        demo.step("make-data", ["spectramind.cli", "make-data"])
     weights = _ensure_weights(demo)
 
     lock_state = "up to date"
-    if demo.step("lock-check", ["bundler", "lock", "--check", *overrides], ok=(0, 1)) != 0:
-        demo.step("lock", ["bundler", "lock", *overrides])
+    if demo.step("lock-check", ["bundler", "lock", "--check"], ok=(0, 1)) != 0:
+        demo.step("lock", ["bundler", "lock"])
         lock_state = "re-locked"
 
-    build = demo.step("build", ["bundler", "build", "--json", *overrides], want_json=True)
+    build = demo.step("build", ["bundler", "build", "--json"], want_json=True)
     bundle = Path(build["bundle"])
     out = settings.root / "outputs" / "demo"
     sim = demo.step(
         "simulate",
         [
             "bundler", "simulate", str(bundle), "--json", "--data", str(data),
-            "--budget", f"{args.budget:g}", "--out", str(out), *overrides,
+            "--budget", f"{args.budget:g}", "--out", str(out),
         ],
         want_json=True,
         ok=(0, 124),
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> Result:
     submission = Path(sim["submission"]["path"])
     score = demo.step(
         "score",
-        ["spectramind.cli", "score", "--json", "--submission", str(submission), *overrides],
+        ["spectramind.cli", "score", "--json", "--submission", str(submission)],
         want_json=True,
     )
     total = round(time.monotonic() - started, 2)
@@ -133,7 +135,8 @@ def run(args: argparse.Namespace) -> Result:
         "sandbox": {
             "exit_code": sim.get("exit_code"),
             "reason": sim.get("reason"),
-            "install_s": timings.get("install"),
+            "activate_s": timings.get("activate"),  # bundle.install=site: nothing is installed at boot
+            "install_s": timings.get("install"),  # bundle.install=wheels
             "run_s": timings.get("run"),
             "seconds": sim.get("seconds"),
         },
@@ -144,11 +147,16 @@ def run(args: argparse.Namespace) -> Result:
     size_mb = (build.get("bytes") or 0) / 1e6
     rows = [
         ("bundle", f"{bundle}  sha256 {str(build.get('bundle_sha256'))[:16]}…  {size_mb:.1f} MB"),
-        ("wheels", f"{len(shipped)} shipped, {len(build.get('skipped', []))} skipped (already in the image)"),
+        ("delta", f"{len(shipped)} packages, {len(build.get('skipped', []))} skipped (already in the image)"),
         ("weights", weights),
         ("lock", lock_state),
         ("sandbox", f"exit {sim.get('exit_code')} ({sim.get('reason')}), offline, budget {args.budget:g} s"),
-        ("install", f"{timings.get('install', '?')} s"),
+        (
+            "boot",
+            f"activate {timings['activate']} s (nothing installed)"
+            if "activate" in timings
+            else f"install {timings.get('install', '?')} s",
+        ),
         ("run", f"{timings.get('run', '?')} s"),
         ("score", f"{score.get('score', float('nan')):.4f} (0 = reference, 1 = ideal)"),
         ("outputs", f"{sim.get('out')} (submission.csv, run_hash_summary_v50.json, v50_debug_log.md)"),

@@ -13,11 +13,12 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundler import secrets, tempdirs
+from bundler import kernels, secrets, tempdirs
 from bundler.errors import EXIT_ERROR, UsageError, VerificationError, redact
 from bundler.kaggle_api import KaggleAdapter, PushedKernel, credential_source, require_credentials
 from bundler.output import Result, console
@@ -130,13 +131,35 @@ def _show_summary(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def commit_mark(commit: str | None, checkout: Path) -> tuple[str, str | None]:
+    """The commit for the version notes, ``+dirty`` while ``checkout`` has uncommitted changes
+    to tracked files (as ``git describe --dirty``); and a warning then."""
+    if not commit:
+        return "unknown", None
+    proc = subprocess.run(
+        ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return commit, None  # clean, or not a git checkout: nothing to mark
+    changed = len(proc.stdout.splitlines())
+    return f"{commit}+dirty", (
+        f"the checkout {checkout} has {changed} uncommitted change(s): the version notes say "
+        f"{commit}+dirty, as the bundle may hold code no commit has; commit and rebuild for a clean mark"
+    )
+
+
 def run(args: argparse.Namespace) -> Result:
     bundle = Path(args.bundle_dir).resolve()
     manifest = _check_bundle(bundle)
     digest = str(manifest.get("bundle_sha256", ""))
     ref = dataset_ref(bundle)
-    notes = f"SpectraMind V50 bundle_sha256={digest} git_commit={manifest.get('git_commit') or 'unknown'}"
-    kernels_root = Path(args.kernels).resolve() if args.kernels else bundle.parent / "kernels"
+    checkout = Path(args.config_dir).resolve().parent if args.config_dir else Path.cwd()
+    commit, dirty = commit_mark(manifest.get("git_commit"), checkout)
+    notes = f"SpectraMind V50 bundle_sha256={digest} git_commit={commit}"
+    kernels_root = Path(args.kernels).resolve() if args.kernels else kernels.kernels_beside(bundle)
     plans = plan_kernels(kernels_root, ref)
     data: dict[str, Any] = {
         "bundle_dir": str(bundle),
@@ -147,6 +170,9 @@ def run(args: argparse.Namespace) -> Result:
         "credentials": credential_source() or "none found",
     }
     messages = [f"{p.name}: {change}" for p in plans for change in p.changes]
+    if dirty:
+        messages.insert(0, f"warning: {dirty}")
+        data["warnings"] = [dirty]
     if not plans:
         messages.append(f"no kernel folders under {kernels_root}: only the dataset is pushed")
     if args.dry_run:

@@ -30,6 +30,7 @@ from bundler import sandbox
 from bundler.config import Settings, load
 from bundler.errors import EXIT_BUDGET, EXIT_OK, BundlerError, UsageError, VerificationError
 from bundler.image import ImageManifest, load_image, load_image_file
+from bundler.imagepackages import sandbox_inputs
 from bundler.output import Result, console
 from spectramind.shim import MANIFEST_NAME, SUBMISSION_NAME, SUMMARY_NAME, read_manifest, submission_problem
 
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> Result:
     links = [Path(p) for p in os.environ.get("SPECTRAMIND_SIM_FIND_LINKS", "").split(os.pathsep) if p]
     links += [Path("/opt/wheels")] if Path("/opt/wheels").is_dir() else []
     index = os.environ.get("SPECTRAMIND_SIM_INDEX_URL", settings.bundle.index_url)
+    packages, python = sandbox_inputs(image, packages, links, payload=not args.run_command)
     console.print(f"sandbox: image {image.name}, {len(packages)} package(s) the bundle relies on")
     with console.status(f"image environment for {image.name} (built once, then cached)"):
         base = sandbox.image_env(
@@ -129,6 +131,7 @@ def run(args: argparse.Namespace) -> Result:
             cache.expanduser(),
             find_links=links,
             index_url=None if index == "none" else index,
+            python=str(python),
         )
     out = Path(args.out).resolve() if args.out else settings.root / "outputs" / "simulate"
     _prepare_out(out)
@@ -139,11 +142,12 @@ def run(args: argparse.Namespace) -> Result:
         run_dir = Path(tmp) / "env"
         sandbox.run_env(base, run_dir)
         argv = sandbox.sandbox_argv(
+            root=Path(tmp) / "root",
             slug=_slug(settings, bundle),
             bundle=bundle,
             out=out,
             data=data,
-            image_dir=base.path,
+            base=base,
             run_env_dir=run_dir,
             command=command,
         )

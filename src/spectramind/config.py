@@ -76,9 +76,14 @@ def find_config_dir(start: Path | None = None) -> Path:
     )
 
 
+def _groups(config_dir: Path) -> set[str]:
+    """The config groups: folders of configs/ holding YAML options."""
+    return {p.name for p in config_dir.iterdir() if p.is_dir() and any(p.glob("*.yaml"))}
+
+
 def _normalise(overrides: list[str], config_dir: Path) -> list[str]:
     """Turn the seed's ``+group=option`` into ``group=option`` where the group is in the defaults."""
-    groups = {p.name for p in config_dir.iterdir() if p.is_dir()}
+    groups = _groups(config_dir)
     out = []
     for item in overrides:
         key = item[1:].split("=", 1)[0]
@@ -88,7 +93,7 @@ def _normalise(overrides: list[str], config_dir: Path) -> list[str]:
 
 
 def compose(overrides: list[str] | None = None, config_dir: Path | None = None) -> DictConfig:
-    """Compose the root config with Hydra overrides; errors name the bad override."""
+    """Compose the root config with Hydra overrides; errors name the bad override (exit 2)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -96,20 +101,45 @@ def compose(overrides: list[str] | None = None, config_dir: Path | None = None) 
     from omegaconf.errors import OmegaConfBaseException
 
     directory = (config_dir or find_config_dir()).resolve()
-    items = _normalise(list(overrides or []), directory)
+    given = list(overrides or [])
+    items = _normalise(given, directory)
+    where = f"overrides {given} in {directory}"
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(directory), version_base=None):
             cfg = hydra_compose(config_name="config", overrides=items)
     except (HydraException, OmegaConfBaseException) as exc:
+        message = str(exc).split("\nConfig search path:")[0].strip()  # Hydra's words, not its search path
         raise ConfigError(
-            f"bad configuration override: {exc}",
-            where=f"overrides {items} in {directory}",
+            f"bad configuration override: {message}",
+            where=where,
             fix="use group=option with an option that exists under configs/<group>/, or key=value",
         ) from exc
     finally:
         GlobalHydra.instance().clear()
+    removed = sorted(g for g in _groups(directory) if cfg.get(g) is None)
+    if removed:
+        raise ConfigError(
+            f"bad configuration override: it removes the config group(s) {', '.join(removed)}, "
+            "which every command reads",
+            where=where,
+            fix="pick another option instead (e.g. env=kaggle); ~ removes only keys you added",
+        )
     return cfg
+
+
+def config_key_error(exc: BaseException) -> ConfigError | None:
+    """A command read a key the composed config lacks (an override removed it): the usage error it is."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(exc, OmegaConfBaseException):
+        return None
+    key = getattr(exc, "full_key", None) or "?"
+    return ConfigError(
+        f"the configuration has no usable key '{key}': {str(exc).splitlines()[0]}",
+        where="the composed configuration (configs/ and the overrides)",
+        fix=f"do not remove or blank '{key}' with an override; compare with configs/",
+    )
 
 
 def typed(schema: type[_T], node: Any, group: str) -> _T:

@@ -136,6 +136,12 @@ def mark_degraded(output: Path, reason: str | None) -> None:
     atomic_write(path, (json.dumps({"command": "predict", "reason": reason}, sort_keys=True) + "\n").encode())
 
 
+def _write_summary(output: Path, summary: dict[str, Any]) -> None:
+    """``predict_summary.json``, and the ``DEGRADED`` mark that goes with it."""
+    mark_degraded(output, summary["degraded"])
+    atomic_write(output / "predict_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
+
+
 def _refiner(opts: dict[str, Any], paths: RunPaths) -> tuple[Refiner | None, str | None]:
     """The model's refine step, or None: (calibration mode) or (weights unusable: the degraded reason)."""
     if opts["mode"] != FULL:
@@ -238,10 +244,12 @@ def _merge(out: Outcome, others: list[Outcome], writer: SubmissionWriter | None)
 
 
 def main(argv: list[str]) -> int:
+    from spectramind.cli import command_parser
     from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
-    from spectramind.runtime import deadline, print_json, run_paths, split_json_flag
+    from spectramind.runtime import deadline, print_json, run_paths
 
-    as_json, argv = split_json_flag(argv)
+    args = command_parser("predict").parse_intermixed_args(argv)
+    as_json, argv = bool(args.json), list(args.overrides)
     started = time.time()
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)
@@ -311,10 +319,7 @@ def main(argv: list[str]) -> int:
             "determinism": determinism,
             "degraded": out.degraded,
         }
-        mark_degraded(paths.output, out.degraded)
-        atomic_write(
-            paths.output / "predict_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode()
-        )
+        _write_summary(paths.output, summary)
         log(f"predict: {counts} -> {paths.output / 'submission.csv'} (exit {code})")
         if as_json:
             print_json({**summary, "submission": str(paths.output / "submission.csv")})

@@ -33,11 +33,6 @@ def log(message: str) -> None:
     print(f"[spectramind] {message}", file=sys.stderr, flush=True)
 
 
-def split_json_flag(argv: list[str]) -> tuple[bool, list[str]]:
-    """``--json`` anywhere on a command line -> (True, the other arguments: Hydra overrides)."""
-    return "--json" in argv, [a for a in argv if a != "--json"]
-
-
 def print_json(data: dict[str, Any]) -> None:
     """The command's machine-readable result: one JSON object on stdout."""
     sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")

@@ -12,7 +12,6 @@ Usage: ``spectramind score [--submission CSV] [--truth CSV] [--json] [OVERRIDES.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from spectramind.dataio import N_WL, read_table, sigma_columns, wl_columns
-from spectramind.errors import DataError, SpectraMindError
+from spectramind.errors import DataError
 
 FGS_WEIGHT = 57.846
 SIGMA_TRUE_AIRS = 10e-6
@@ -105,19 +104,20 @@ def score_files(submission: Path, truth_path: Path, train_path: Path) -> Score:
 
 
 def main(argv: list[str]) -> int:
+    from spectramind.cli import command_parser
     from spectramind.config import compose, find_config_dir
     from spectramind.runtime import print_json, run_paths
 
-    parser = argparse.ArgumentParser(prog="spectramind score", description=__doc__.split("\n")[0])
-    parser.add_argument("--submission", type=Path, default=None)
-    parser.add_argument("--truth", type=Path, default=None)
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    args, overrides = parser.parse_known_args(argv)
-    unknown = [o for o in overrides if o.startswith("--")]
-    if unknown:
-        raise SpectraMindError(f"unknown option {unknown[0]}", fix="spectramind score --help")
+    parser = command_parser("score")
+    parser.add_argument(
+        "--submission", type=Path, default=None, help="submission CSV (default: <output>/submission.csv)"
+    )
+    parser.add_argument(
+        "--truth", type=Path, default=None, help="ground-truth CSV (default: <data>/test_labels.csv)"
+    )
+    args = parser.parse_intermixed_args(argv)
     config_dir = find_config_dir()
-    paths = run_paths(compose(overrides, config_dir), config_dir)
+    paths = run_paths(compose(list(args.overrides), config_dir), config_dir)
     submission = args.submission or paths.output / "submission.csv"
     truth = args.truth or paths.data / "test_labels.csv"
     result = score_files(submission, truth, paths.data / "train.csv")

@@ -162,14 +162,27 @@ def check_mounts(ctx: Context) -> list[Check]:
     else:
         status = FAIL if ctx.profile == "kaggle" else SKIP
         checks.append(Check("input", status, f"{ctx.input_dir} is not a readable folder"))
+    if not ctx.output_dir.is_dir():  # a check never creates what it checks (no /kaggle on a laptop)
+        checks.append(_missing_output(ctx))
+        return checks
     try:
-        ctx.output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=ctx.output_dir, prefix=".selftest-") as fh:
             fh.write(b"ok")
         checks.append(Check("output", OK, f"{ctx.output_dir} is writable"))
     except OSError as exc:
         checks.append(Check("output", FAIL, f"{ctx.output_dir} is not writable: {exc.strerror}"))
     return checks
+
+
+def _missing_output(ctx: Context) -> Check:
+    """An output folder that does not exist yet: can the run create it? (Kaggle always mounts it.)"""
+    missing = f"{ctx.output_dir} does not exist (the test creates nothing)"
+    if ctx.profile == "kaggle":
+        return Check("output", FAIL, missing)
+    parent = next(p for p in ctx.output_dir.absolute().parents if p.exists())
+    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+        return Check("output", OK, f"{missing}; a run can create it under {parent}")
+    return Check("output", FAIL, f"{missing} and cannot be created: {parent} is not a writable folder")
 
 
 def check_bundle(ctx: Context) -> list[Check]:
@@ -231,13 +244,18 @@ def _render(checks: list[Check]) -> None:
     style = {OK: "green", FAIL: "bold red", SKIP: "yellow"}
     for c in checks:
         table.add_row(c.name, Text(c.status, style=style[c.status]), Text(c.detail))
-    Console(stderr=True, highlight=False).print(table)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # a log: no wrapping, so paths stay whole
+        console.width = 10_000
+    console.print(table)
 
 
 def main(argv: list[str]) -> int:
-    from spectramind.runtime import print_json, split_json_flag
+    from spectramind.cli import command_parser
+    from spectramind.runtime import print_json
 
-    as_json, overrides = split_json_flag(argv)
+    args = command_parser("test").parse_intermixed_args(argv)
+    as_json, overrides = bool(args.json), list(args.overrides)
     ctx, checks = run_checks(overrides)
     failed = [c.name for c in checks if c.status == FAIL]
     if as_json:

@@ -298,10 +298,12 @@ def _write_tables(root: Path, planets: list[Planet], airs_steps: int, fgs_steps:
 
 
 def main(argv: list[str]) -> int:
+    from spectramind.cli import command_parser
     from spectramind.config import compose, find_config_dir, save_snapshot
-    from spectramind.runtime import print_json, run_paths, split_json_flag
+    from spectramind.runtime import print_json, run_paths
 
-    as_json, argv = split_json_flag(argv)
+    args = command_parser("make-data").parse_intermixed_args(argv)
+    as_json, argv = bool(args.json), list(args.overrides)
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)
     paths = run_paths(cfg, config_dir)

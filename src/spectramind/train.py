@@ -112,11 +112,13 @@ def calibrate_sigma(
 
 
 def main(argv: list[str]) -> int:
+    from spectramind.cli import command_parser
     from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
     from spectramind.model import save
-    from spectramind.runtime import apply_determinism, print_json, run_paths, split_json_flag
+    from spectramind.runtime import apply_determinism, print_json, run_paths
 
-    as_json, argv = split_json_flag(argv)
+    args = command_parser("train").parse_intermixed_args(argv)
+    as_json, argv = bool(args.json), list(args.overrides)
     started = time.time()
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)

@@ -1,7 +1,8 @@
 """A PEP 503 'simple' package index on 127.0.0.1, serving a folder of wheels/sdists.
 
 It records every request path so tests can assert what was (or was not) fetched, and stops
-when the context exits.
+when the context exits. With ``metadata=True`` it also serves each wheel's METADATA as PEP 658
+``<file>.metadata`` (announced with ``data-core-metadata="sha256=..."``), as PyPI does.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import html
 import re
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,8 +41,14 @@ class LocalIndex:
         return f"{self.url}/simple"
 
 
+def wheel_metadata(wheel: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
+        return zf.read(name)
+
+
 @contextmanager
-def serve_index(folder: Path) -> Iterator[LocalIndex]:
+def serve_index(folder: Path, *, metadata: bool = False) -> Iterator[LocalIndex]:
     """Serve ``folder`` as ``http://127.0.0.1:<port>/simple/`` for the duration of the block."""
     index = LocalIndex(root=folder)
 
@@ -57,7 +65,12 @@ def serve_index(folder: Path) -> Iterator[LocalIndex]:
                 for f in sorted(folder.iterdir()):
                     if f.is_file() and _project_of(f.name) == project:
                         digest = hashlib.sha256(f.read_bytes()).hexdigest()
-                        links.append(f'<a href="/files/{html.escape(f.name)}#sha256={digest}">{f.name}</a>')
+                        core = ""
+                        if metadata and f.name.endswith(".whl"):
+                            meta_sha = hashlib.sha256(wheel_metadata(f)).hexdigest()
+                            core = f' data-core-metadata="sha256={meta_sha}"'
+                        href = f"/files/{html.escape(f.name)}#sha256={digest}"
+                        links.append(f'<a href="{href}"{core}>{f.name}</a>')
                 if not links:
                     self.send_error(404)
                     return
@@ -67,6 +80,12 @@ def serve_index(folder: Path) -> Iterator[LocalIndex]:
                 names = sorted({_project_of(f.name) for f in folder.iterdir() if f.is_file()})
                 body = "".join(f'<a href="/simple/{n}/">{n}</a>\n' for n in names).encode()
                 self._send(body, "text/html")
+            elif metadata and parts[:1] == ["files"] and len(parts) == 2 and parts[1].endswith(".metadata"):
+                wheel = folder / parts[1].removesuffix(".metadata")
+                if not wheel.is_file():
+                    self.send_error(404)
+                    return
+                self._send(wheel_metadata(wheel), "application/octet-stream")
             elif parts[:1] == ["files"] and len(parts) == 2 and (folder / parts[1]).is_file():
                 self._send((folder / parts[1]).read_bytes(), "application/octet-stream")
             else:

@@ -60,32 +60,16 @@ from .budget import (
     read_flat_yaml,
     run_budgeted,
 )
+from .drift import describe, find_drift
 from .install import install, parse_lock, plan_install
 from .locate import check_expected, locate_bundle
 from .manifest import bundle_sha256, read_manifest
 from .records import determinism_env, environment_info, find_data_dir, write_records
 from .submit import Submissions
 from .target import check_target
-from .verify import Verifier, VerifyReport, check_bundle
+from .verify import Verifier, VerifyReport, check_bundle, verify_mode
 
-VERIFY_MODES = ("overlap", "strict")
 _REASONS = {EXIT_VERIFY: "verification-failed", EXIT_BUDGET: "budget"}
-
-
-def verify_mode(command: list[str]) -> str:
-    """``boot.verify=`` from the command, else SPECTRAMIND_VERIFY, else overlap."""
-    mode = os.environ.get("SPECTRAMIND_VERIFY", "").strip() or "overlap"
-    for arg in command:
-        m = re.match(r"^\+{0,2}boot\.verify=(.*)$", arg)
-        if m:
-            mode = m.group(1)
-    if mode not in VERIFY_MODES:
-        raise BootError(
-            f"boot.verify={mode!r} is not one of {', '.join(VERIFY_MODES)}",
-            where="command overrides / SPECTRAMIND_VERIFY",
-            fix="use boot.verify=overlap (hash site/ and weights/ beside the run) or boot.verify=strict",
-        )
-    return mode
 
 
 class Boot:
@@ -169,6 +153,13 @@ class Boot:
         else:
             self.summary["activate"] = activate(self.bundle, manifest, self.workdir, self.env)
             self.phase("activate", t)
+        self.summary["drift"] = find_drift(manifest)
+        if self.summary["drift"]:
+            log(
+                f"image drift: {len(self.summary['drift'])} package(s) the bundle relies on differ from "
+                f"the image it was locked against: {describe(self.summary['drift'])} (pin the kernel's "
+                "image, or rebuild with bundle.self_contained=true)"
+            )
         if os.environ.get("SPECTRAMIND_FALLBACK", "1") != "0":
             t = time.time()
             self._fallback()

@@ -129,6 +129,7 @@ def write_records(out: Path, summary: dict[str, Any]) -> None:
     )
     exit_ = summary.get("exit", {})
     budget, timings = summary.get("budget", {}), summary.get("timings_s", {})
+    drift = summary.get("drift") or []
     lines = [
         f"## {summary.get('started')} — exit {exit_.get('code')} ({exit_.get('reason')})",
         "",
@@ -144,6 +145,8 @@ def write_records(out: Path, summary: dict[str, Any]) -> None:
         f"overshoot past hard deadline {exit_.get('overshoot_s')} s",
         f"- delta: {_delta_line(summary)}",
         f"- verification: {_verify_line(summary)}",
+        "- image drift: "
+        + (", ".join(f"{d['name']} {d['locked']} -> {d['found']}" for d in drift) or "none"),
         f"- submission: {summary.get('submission')}",
     ]
     if exit_.get("error"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .base import BootError
 from .manifest import MANIFEST_NAME, MANIFEST_SCHEMA, bundle_sha256, file_sha256, metadata, read_manifest
 
 # Hashed beside the run: the installed delta and the weights are where the bytes are.
@@ -166,3 +168,22 @@ class Verifier:
             self.seconds = round(time.perf_counter() - started, 4)
             self.finished_at = time.time()
             self.done.set()
+
+
+VERIFY_MODES = ("overlap", "strict")
+
+
+def verify_mode(command: list[str]) -> str:
+    """``boot.verify=`` from the command, else SPECTRAMIND_VERIFY, else overlap."""
+    mode = os.environ.get("SPECTRAMIND_VERIFY", "").strip() or "overlap"
+    for arg in command:
+        m = re.match(r"^\+{0,2}boot\.verify=(.*)$", arg)
+        if m:
+            mode = m.group(1)
+    if mode not in VERIFY_MODES:
+        raise BootError(
+            f"boot.verify={mode!r} is not one of {', '.join(VERIFY_MODES)}",
+            where="command overrides / SPECTRAMIND_VERIFY",
+            fix="use boot.verify=overlap (hash site/ and weights/ beside the run) or boot.verify=strict",
+        )
+    return mode
