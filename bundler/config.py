@@ -15,6 +15,7 @@ from spectramind.config import EnvProfile, TargetProfile, compose, env_profile, 
 class Limits:
     max_top_level_entries: int = 50
     max_total_bytes: int = 20 * 1024**3
+    max_files: int = 50_000
 
 
 @dataclass

@@ -164,25 +164,67 @@ def usage(stage: Path) -> Usage:
     )
 
 
-def check_limits(stage: Path, *, max_top_level_entries: int, max_total_bytes: int) -> Usage:
+def check_limits(
+    stage: Path, *, max_top_level_entries: int, max_total_bytes: int, max_files: int = 10**9
+) -> Usage:
     """Kaggle's dataset limits, checked on the stage before anything reaches ``--out`` (exit 3)."""
     used = usage(stage)
-    # MANIFEST.json is written after this check and counts against both limits.
-    entries, size = len(used.top_level) + 1, used.bytes + 64 * 1024 + 200 * used.files
+    # MANIFEST.json is written after this check and counts against every limit.
+    check_totals(
+        Usage(used.top_level, used.files, used.bytes + 64 * 1024 + 200 * used.files),
+        max_top_level_entries=max_top_level_entries,
+        max_total_bytes=max_total_bytes,
+        max_files=max_files,
+        where=f"{used.files} files staged",
+    )
+    return used
+
+
+def check_totals(
+    used: Usage, *, max_top_level_entries: int, max_total_bytes: int, max_files: int, where: str
+) -> None:
+    """Refuse (exit 3) what would break a limit: top-level entries, files (nested included), bytes."""
+    entries = len(used.top_level) + 1  # MANIFEST.json
     if entries > max_top_level_entries:
         raise VerificationError(
             f"the bundle would have {entries} top-level entries; the limit is {max_top_level_entries}",
             where=", ".join(used.top_level),
             fix="group files into directories, or raise bundle.limits.max_top_level_entries",
         )
-    if size > max_total_bytes:
+    if used.files + 1 > max_files:
         raise VerificationError(
-            f"the bundle would be about {size:,} bytes; the limit is {max_total_bytes:,}",
-            where=f"{used.files} files staged",
+            f"the bundle would hold {used.files + 1:,} files (nested included); the limit is {max_files:,}",
+            where=where,
+            fix="pack fewer files (configs/ and weights/ are packed whole), or raise bundle.limits.max_files",
+        )
+    if used.bytes > max_total_bytes:
+        raise VerificationError(
+            f"the bundle would be about {used.bytes:,} bytes; the limit is {max_total_bytes:,}",
+            where=where,
             fix="drop large weights or wheels (the image may already have them), or raise "
             "bundle.limits.max_total_bytes",
         )
-    return used
+
+
+def measure(sources: Iterable[Path], *, project_root: Path, exclude: Callable[[str], bool]) -> Usage:
+    """What copying ``sources`` would add, counted before anything is written: files and apparent bytes
+    (a sparse file counts at its full size, as the copy would write it), with `copy_tree`'s rules."""
+    files = size = 0
+    stack = [(src, frozenset[Path]()) for src in sources]
+    while stack:
+        path, parents = stack.pop()
+        real = safe_source(path, project_root)
+        if real.is_dir():
+            if real in parents:
+                continue  # copy_tree refuses the loop with its own message
+            for entry in real.iterdir():
+                if entry.name in JUNK or entry.name.endswith((".pyc", ".pyo")) or exclude(entry.name):
+                    continue
+                stack.append((entry, parents | {real}))
+        elif real.is_file():
+            files += 1
+            size += real.stat().st_size
+    return Usage((), files, size)
 
 
 def check_no_build_paths(

@@ -59,6 +59,7 @@ class Installed:
     version: str
     sha256: str  # the wheel's
     files: int
+    bytes: int
     cached: bool
     tree: Path
 
@@ -130,7 +131,8 @@ def cached_tree(wheel: Path, sha256: str, *, name: str, version: str, pyc: Pyc, 
     if listed is not None:
         problem = _check(entry / "tree", listed)
         if problem is None:
-            return Installed(name, version, sha256, len(listed), True, entry / "tree")
+            size = sum(int(str(e["size"])) for e in listed)
+            return Installed(name, version, sha256, len(listed), size, True, entry / "tree")
         console.print(f"warning: cached install of {wheel.name} is damaged ({problem}); reinstalling {entry}")
         shutil.rmtree(entry, ignore_errors=True)
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +147,9 @@ def cached_tree(wheel: Path, sha256: str, *, name: str, version: str, pyc: Pyc, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Installed(name, version, sha256, len(entries), False, entry / "tree")
+    return Installed(
+        name, version, sha256, len(entries), sum(e["size"] for e in entries), False, entry / "tree"
+    )
 
 
 def _load_listing(entry: Path) -> list[dict[str, object]] | None:

@@ -407,6 +407,29 @@ def test_limits_are_checked_before_anything_is_written(
     assert not out.exists()
 
 
+def test_limits_count_nested_files_and_apparent_bytes_before_copying(
+    tiny: TinyProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tiny.root / "dist" / "bundle"
+    deep = tiny.root / "configs" / "many" / "a" / "b"
+    deep.mkdir(parents=True)
+    for i in range(2500):
+        (deep / f"f{i}.yaml").write_text("x: 1\n")
+    tiny.extra = ["bundle.limits.max_files=2000"]
+    code, data, _ = run_cli(tiny.args(out), capsys)
+    assert code == 3 and "files (nested included); the limit is 2,000" in data["what"]
+    assert "configs: 2,5" in data["where"] and "checked before copying" in data["where"]
+    shutil.rmtree(tiny.root / "configs" / "many")
+    sparse = tiny.root / "weights" / "huge.bin"
+    with sparse.open("wb") as fh:
+        fh.truncate(21 * 1024**3)  # 21 GiB apparent, nothing on disk: would be copied in full
+    tiny.extra = []
+    code, data, _ = run_cli(tiny.args(out), capsys)
+    assert code == 3 and "the limit is 21,474,836,480" in data["what"]
+    assert "weights" in data["where"] and "checked before copying" in data["where"]
+    assert not out.exists() and not list(out.parent.glob(".bundle.*"))
+
+
 def test_symlink_leaving_the_project_is_rejected(
     tiny: TinyProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

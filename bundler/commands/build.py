@@ -201,13 +201,34 @@ def step_site(inp: BuildInputs, st: BuildState) -> None:
                 st.wheels_dir(inp) / filename, sha, name=name, version=version, pyc=st.pyc, cache_dir=cache
             )
         )
+    limits = s.bundle.limits
+    pack.check_totals(
+        pack.Usage(("site",), sum(i.files for i in st.site), sum(i.bytes for i in st.site)),
+        max_top_level_entries=limits.max_top_level_entries,
+        max_total_bytes=limits.max_total_bytes,
+        max_files=limits.max_files,
+        where=f"site/: {len(st.site)} installed distributions, checked before copying",
+    )
     st.warnings += merge_trees(st.site, st.stage / "site")
 
 
-def _copy_entries(inp: BuildInputs, entries: list[str], dest: Path, exclude: Callable[[str], bool]) -> None:
-    root = inp.settings.root
-    for entry in entries:
-        src = inp.settings.path(entry)
+def _copy_entries(
+    inp: BuildInputs, st: BuildState, entries: list[str], dest: Path, exclude: Callable[[str], bool]
+) -> None:
+    """Copy config entries into the stage, once the limits allow what they would add."""
+    root, limits = inp.settings.root, inp.settings.bundle.limits
+    sources = [inp.settings.path(entry) for entry in entries]
+    adding = pack.measure([p for p in sources if p.exists()], project_root=root, exclude=exclude)
+    staged = pack.usage(st.stage)
+    top = {*staged.top_level, dest.relative_to(st.stage).parts[0]}
+    pack.check_totals(
+        pack.Usage(tuple(sorted(top)), staged.files + adding.files, staged.bytes + adding.bytes),
+        max_top_level_entries=limits.max_top_level_entries,
+        max_total_bytes=limits.max_total_bytes,
+        max_files=limits.max_files,
+        where=f"{', '.join(entries)}: {adding.files:,} files, {adding.bytes:,} bytes, checked before copying",
+    )
+    for entry, src in zip(entries, sources, strict=True):
         if src.is_dir():
             pack.copy_tree(src, dest, project_root=root, exclude=exclude)
         elif src.is_file() or src.is_symlink():
@@ -217,7 +238,7 @@ def _copy_entries(inp: BuildInputs, entries: list[str], dest: Path, exclude: Cal
 
 
 def step_configs(inp: BuildInputs, st: BuildState) -> None:
-    _copy_entries(inp, inp.settings.bundle.configs, st.stage / "configs", lambda _name: False)
+    _copy_entries(inp, st, inp.settings.bundle.configs, st.stage / "configs", lambda _name: False)
 
 
 def step_weights(inp: BuildInputs, st: BuildState) -> None:
@@ -238,7 +259,7 @@ def step_weights(inp: BuildInputs, st: BuildState) -> None:
             st.warnings.append(f"{w.path} is not tracked by DVC: packing it as is (`dvc add {w.path}`)")
     dvc_meta = {".gitignore", ".dvcignore"}
     present = [e for e in entries if not any(w.path == e and w.state == "missing" for w in st.weights)]
-    _copy_entries(inp, present, st.stage / "weights", lambda n: n in dvc_meta or n.endswith(".dvc"))
+    _copy_entries(inp, st, present, st.stage / "weights", lambda n: n in dvc_meta or n.endswith(".dvc"))
 
 
 def step_boot(inp: BuildInputs, st: BuildState) -> None:
@@ -313,6 +334,7 @@ def step_checks(inp: BuildInputs, st: BuildState) -> None:
         st.stage,
         max_top_level_entries=limits.max_top_level_entries,
         max_total_bytes=limits.max_total_bytes,
+        max_files=limits.max_files,
     )
 
 
