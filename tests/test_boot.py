@@ -444,3 +444,17 @@ def test_record_names_the_sample_when_it_is_what_remains(kit: Kit, tmp_path: Pat
     assert proc.returncode == 124, proc.stderr
     summary = json.loads((out / "run_hash_summary_v50.json").read_text())
     assert summary["submission"]["source"] == "sample_submission"  # not "last-written"
+
+
+def test_a_command_that_says_it_is_degraded_is_recorded_as_such(kit: Kit, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "input" / "b", kit.spec())
+    (tmp_path / "working").mkdir()
+    (tmp_path / "working" / "DEGRADED").write_text("stale, from an earlier run\n")
+    code = "import os; open(os.environ['SPECTRAMIND_OUTPUT'] + '/DEGRADED', 'w').write('{\"reason\": \"no weights\"}')"
+    proc, out = boot(kit, tmp_path, bundle, "python", "-c", code)
+    assert proc.returncode == 0, proc.stderr  # the submission is still used
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["exit"]["reason"] == "degraded" and "no weights" in summary["degraded"]
+    proc, out = boot(kit, tmp_path, bundle, "python", "-c", "pass")
+    summary = json.loads((out / "run_hash_summary_v50.json").read_text())
+    assert summary["exit"]["reason"] == "completed"  # a DEGRADED left by an earlier run does not count

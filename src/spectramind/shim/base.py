@@ -22,6 +22,7 @@ COMPETITION = "ariel-data-challenge-2025"
 SUMMARY_NAME = "run_hash_summary_v50.json"
 DEBUG_LOG_NAME = "v50_debug_log.md"
 SUBMISSION_NAME = "submission.csv"
+DEGRADED_NAME = "DEGRADED"  # the payload writes it when it completed without what it needed (weights)
 # The kernel the build generates names the bundle it was built with; boot refuses any other.
 EXPECT_ENV = "SPECTRAMIND_BUNDLE_SHA256"
 

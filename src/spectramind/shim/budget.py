@@ -102,7 +102,7 @@ def boot_start(now: float) -> tuple[float, str | None]:
 @dataclass
 class RunOutcome:
     code: int
-    reason: str  # completed | failed | budget | not-started
+    reason: str  # completed | degraded | failed | budget | not-started
     seconds: float = 0.0
     signals: list[dict[str, Any]] = field(default_factory=list)
     ended: float = 0.0

@@ -41,6 +41,7 @@ from .base import (
     DEFAULT_COMMAND,
     DEFAULT_INPUT,
     DEFAULT_OUTPUT,
+    DEGRADED_NAME,
     EXIT_BUDGET,
     EXIT_ERROR,
     EXIT_VERIFY,
@@ -172,6 +173,7 @@ class Boot:
                 fix="raise SPECTRAMIND_BUDGET_S, or start boot earlier in the kernel",
             )
         self.subs.keep_valid()
+        (self.out / DEGRADED_NAME).unlink(missing_ok=True)  # only this run's command may say so
         env = dict(self.env, SPECTRAMIND_BUDGET_S=f"{max(0.0, self.budget.left()):.3f}")
         log(f"running {' '.join(self.command)} ({self.budget.left():.1f} s to the soft deadline)")
         t = time.time()
@@ -341,6 +343,11 @@ class Boot:
             shutil.rmtree(self.workdir, ignore_errors=True)
             return
         final = self.subs.problem()
+        degraded = self.out / DEGRADED_NAME
+        if self.outcome.reason == "completed" and degraded.is_file():  # e.g. predicted without weights
+            self.outcome.reason = "degraded"
+            self.summary["degraded"] = degraded.read_text(encoding="utf-8", errors="replace").strip()[:2000]
+            log(f"the command completed degraded: {self.summary['degraded']}")
         self.summary.update(
             environment_info(self.profile, env_float("SPECTRAMIND_INFO_TIMEOUT_S", 60.0), self.env)
         )
