@@ -49,6 +49,7 @@ class BundleSettings:
     limits: Limits = field(default_factory=Limits)
     kernel: KernelShape = field(default_factory=KernelShape)
     self_contained: bool = False  # ship what the image has too (not its own builds: +cpu, CUDA libs)
+    allow_missing_weights: bool = False  # absent weights entries: a warning, not an error
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ Weights are tracked with ``dvc add`` (a ``<file>.dvc`` pointer in git, the data 
 The build asks DVC, through its command line, to pull what the workspace lacks, and reports what
 it packs: ``tracked`` (workspace matches the pointer), ``pulled``, ``modified`` (workspace differs
 from the pointer: packed, with a warning) or ``untracked`` (no pointer: packed, with a warning).
+An entry with neither a pointer nor a weights file is an error, or ``missing`` (nothing packed,
+with a warning) when the build allows missing weights.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class WeightStatus:
     """One packed weights path and how it got into the workspace."""
 
     path: str  # relative to the project root
-    state: str  # tracked | pulled | modified | untracked
+    state: str  # tracked | pulled | modified | untracked | missing
     dvc_file: str | None
 
 
@@ -134,21 +136,32 @@ def pull(root: Path, dvc_files: list[Path], missing: list[str]) -> None:
     )
 
 
-def ensure_weights(root: Path, entries: list[str]) -> list[WeightStatus]:
-    """Make every configured weights path present (pulling through DVC); report each one's state."""
+def ensure_weights(root: Path, entries: list[str], *, allow_missing: bool = False) -> list[WeightStatus]:
+    """Make every configured weights path present (pulling through DVC); report each one's state.
+
+    An entry with no ``.dvc`` pointer and no weights file (a missing path, or a folder holding only
+    DVC's own files) is an error unless ``allow_missing``: then it is reported as ``missing``.
+    """
     statuses: list[WeightStatus] = []
     tracked: list[tuple[Path, Path]] = []  # (pointer, out path)
     for entry in entries:
         path = root / entry
         pointers = pointer_files(path)
         if not pointers:
-            if not path.exists():
-                raise BundlerError(
-                    f"weights path '{entry}' does not exist and is not tracked by DVC",
-                    where=str(path),
-                    fix="produce it (`spectramind train`) and track it with `dvc add`, or remove it "
-                    "from bundle.weights",
-                )
+            if not _holds_weights(path):
+                if not allow_missing:
+                    raise BundlerError(
+                        f"weights entry '{entry}' is absent: "
+                        + ("no such path" if not path.exists() else "the folder holds no weights file")
+                        + " and no .dvc pointer tracks it",
+                        where=str(path),
+                        fix="produce the weights (`spectramind train`) and `dvc add` them, restore the "
+                        ".dvc pointer from git (then the build pulls them), remove the entry from "
+                        "bundle.weights, or set bundle.allow_missing_weights=true for a bundle whose "
+                        "runs are calibration-only (marked degraded)",
+                    )
+                statuses.append(WeightStatus(entry, "missing", None))
+                continue
             statuses.append(WeightStatus(entry, "untracked", None))
             continue
         if not is_repo(root):
@@ -178,6 +191,15 @@ def ensure_weights(root: Path, entries: list[str]) -> list[WeightStatus]:
 
 
 _DVC_META = frozenset({".gitignore", ".dvcignore"})
+
+
+def _holds_weights(path: Path) -> bool:
+    """A file, or a folder with at least one file that is not DVC's own."""
+    if path.is_file():
+        return True
+    return path.is_dir() and any(
+        f.is_file() and f.suffix != ".dvc" and f.name not in _DVC_META for f in path.rglob("*")
+    )
 
 
 def _uncovered(root: Path, path: Path, outs: list[tuple[Path, Path]]) -> list[str]:

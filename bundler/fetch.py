@@ -26,7 +26,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from bundler.errors import BundlerError, VerificationError
+from bundler.output import console
 from spectramind.shim import atomic_write
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -225,6 +228,11 @@ class IndexClient:
         return Path(tmp), digest.hexdigest(), size
 
 
+def warn_damaged(entry: Path, problem: str, action: str) -> None:
+    """The one warning for a build-cache entry that fails its recorded hash (one line, never wrapped)."""
+    console.print(Text(f"warning: cache entry {entry} is damaged ({problem}): {action}"), soft_wrap=True)
+
+
 def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -238,16 +246,19 @@ class Cache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._fetched: dict[tuple[str, str], set[tuple[str, str]]] | None = None
 
     def blob_path(self, sha256: str, filename: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256 / filename
 
     def get(self, sha256: str, filename: str) -> Path | None:
-        """The cached file if present and intact; a corrupted one is removed (returns None)."""
+        """The cached file if present and intact; a corrupted one is named, removed (returns None)."""
         path = self.blob_path(sha256, filename)
         if not path.is_file():
             return None
-        if hash_file(path) != sha256:
+        found = hash_file(path)
+        if found != sha256:
+            warn_damaged(path, f"sha256 {found}, recorded {sha256}", "removed")
             path.unlink(missing_ok=True)
             return None
         return path
@@ -291,6 +302,24 @@ class Cache:
     def save_choice(self, key: str, choice: dict[str, Any]) -> None:
         atomic_write(self._choice_path(key), json.dumps(choice, indent=1, sort_keys=True).encode())
 
+    def fetched(self, name: str, version: str) -> list[tuple[str, str]]:
+        """(filename, sha256) of the cached files once fetched as the locked file of ``name==version``.
+
+        Found through the remembered choices of any lock and target (read once per `Cache`), so a
+        lock whose hashes were edited since can still be compared with what was really fetched.
+        The sha256 is the one the download was verified with; the file must still be here.
+        """
+        if self._fetched is None:
+            self._fetched = {}
+            for path in sorted((self.root / "choices").glob("*.json")):
+                choice = self.load_choice(path.stem) or {}
+                filename, sha256 = str(choice.get("filename", "")), str(choice.get("sha256", ""))
+                if "/" in filename or not self.blob_path(sha256, filename).is_file():
+                    continue
+                pin = (str(choice.get("name")), str(choice.get("version")))
+                self._fetched.setdefault(pin, set()).add((filename, sha256))
+        return sorted(self._fetched.get((name, version), set()))
+
 
 def choice_key(name: str, version: str, hashes: tuple[str, ...], tags_key: str) -> str:
     blob = json.dumps(
@@ -298,6 +327,29 @@ def choice_key(name: str, version: str, hashes: tuple[str, ...], tags_key: str) 
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cached_mismatch(
+    cache: Cache, key: str, name: str, version: str, hashes: tuple[str, ...]
+) -> tuple[bool, str | None]:
+    """Compare a pin's hashes with the files fetched for it before: (checked, mismatch message).
+
+    ``checked`` is False when the cache holds no file of the pin (nothing to compare offline).
+    """
+    files = cache.fetched(name, version)
+    if not files:
+        return False, None
+    if any(sha256 in hashes for _, sha256 in files):
+        return True, None
+    cached = "; ".join(f"{cache.blob_path(sha, fn)} has sha256 {sha}" for fn, sha in files)
+    return True, f"{key}: the lock's sha256 {', '.join(hashes)} does not match the cached file ({cached})"
+
+
+HASH_EDITED_FIX = (
+    "if the lock was edited by hand, restore it (`git checkout -- requirements.lock`) or re-lock with "
+    "`python -m bundler lock`; if the index really serves a new file, build once without --offline "
+    "(the download is checked against the lock)"
+)
 
 
 def verify_download(filename: str, sha256: str, allowed: tuple[str, ...], url: str, lock_where: str) -> None:

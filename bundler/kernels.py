@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bundler import tempdirs
 from bundler.config import BundleSettings
 from bundler.errors import UsageError
 from bundler.pack import write_json
@@ -193,7 +193,7 @@ def write_kernels(plans: list[KernelPlan], dest: Path, *, bundle_sha256: str = "
     other bundle attached to the kernel.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    tmp = tempdirs.make(f".{dest.name}.staging-", dest.parent)
     for plan in plans:
         write_json(tmp / plan.name / KERNEL_METADATA_NAME, plan.meta)
         code = plan.code.read_text(encoding="utf-8")

@@ -18,12 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from bundler import tempdirs
 from bundler.errors import BundlerError, UsageError
 from spectramind.config import TargetProfile
 
@@ -212,8 +212,7 @@ def _failure(request: ResolveRequest, stderr: str) -> ResolutionError:
 def resolve(request: ResolveRequest) -> Resolution:
     """Run ``uv pip compile --generate-hashes`` for the request's target; pip-tools text back."""
     request.cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="spectramind-resolve-") as tmp:
-        work = Path(tmp)
+    with tempdirs.temporary("spectramind-resolve-") as work:
         (work / "xdg").mkdir()
         config = work / "uv.toml"
         config.write_text(_config_toml(request.metadata), encoding="utf-8")

@@ -19,7 +19,6 @@ import importlib.metadata
 import subprocess
 import sys
 import tarfile
-import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from bundler import tempdirs
 from bundler.errors import BundlerError
 from bundler.pipenv import pip_env
 from bundler.tags import is_pure, parse_filename
@@ -126,8 +126,8 @@ def build_pure_wheel(
         )
     source = ["--no-build-isolation", "--no-index"] if local else ["--index-url", index_url]
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sdist-build-") as tmp:
-        wheel_dir = Path(tmp) / "out"
+    with tempdirs.temporary(tempdirs.SDIST_BUILD) as tmp:
+        wheel_dir = tmp / "out"
         cmd = [
             sys.executable,
             "-m",

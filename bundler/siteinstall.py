@@ -22,10 +22,10 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bundler import tempdirs
 from bundler.errors import BundlerError, VerificationError
 from bundler.output import console
 from spectramind.shim.manifest import file_entries, file_sha256
@@ -136,7 +136,7 @@ def cached_tree(wheel: Path, sha256: str, *, name: str, version: str, pyc: Pyc, 
         console.print(f"warning: cached install of {wheel.name} is damaged ({problem}); reinstalling {entry}")
         shutil.rmtree(entry, ignore_errors=True)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.partial-", dir=entry.parent))
+    tmp = tempdirs.make(tempdirs.PARTIAL, entry.parent)  # a killed build's partial tree goes next time
     try:
         install_wheel(wheel, tmp / "tree", name=name)
         compile_tree(tmp / "tree" / "lib", pyc)

@@ -30,15 +30,27 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from bundler import tempdirs
 from bundler.clobber import Installed, check_clobber, wheel_requires
 from bundler.config import Settings
 from bundler.errors import BundlerError, VerificationError
-from bundler.fetch import Cache, IndexClient, IndexFile, choice_key, hash_file, safe_url, verify_download
+from bundler.fetch import (
+    HASH_EDITED_FIX,
+    Cache,
+    IndexClient,
+    IndexFile,
+    cached_mismatch,
+    choice_key,
+    hash_file,
+    safe_url,
+    verify_download,
+)
 from bundler.image import ImageManifest, is_cuda_library, load_image
 from bundler.lockfile import LockedPin, check_fresh, check_target, parse_lock
 from bundler.output import progress_display
 from bundler.sdist import build_pure_wheel
 from bundler.tags import TargetTags, marker_applies, marker_environment, parse_filename, target_tags
+from bundler.wheelcheck import check_wheel
 
 
 @dataclass(frozen=True)
@@ -200,10 +212,10 @@ class _Fetcher:
                 return cached
         sdist = self.source(job, tags)
         task = self.progress.add_task(f"build {job.pin.key} from sdist", total=None)
-        with tempfile.TemporaryDirectory(prefix="wheelhouse-build-") as tmp:
+        with tempdirs.temporary(tempdirs.WHEELHOUSE_BUILD) as tmp:
             wheel = build_pure_wheel(
                 sdist,
-                Path(tmp),
+                tmp,
                 name=job.pin.name,
                 version=job.pin.version,
                 index_url=self.index_url,
@@ -287,19 +299,36 @@ def check_gpu_stack(image: ImageManifest, pins: list[LockedPin], where: str) -> 
         )
 
 
-def _missing_offline(jobs: list[_Job], cache: Cache) -> list[str]:
+def _check_offline(jobs: list[_Job], cache: Cache) -> None:
+    """With --offline every file must be in the cache: name what is missing, and why."""
     missing: list[str] = []
+    mismatched: list[str] = []
     for job in jobs:
         choice = job.choice
         if not choice:
-            missing.append(f"{job.pin.key} (never fetched for this target)")
+            _checked, mismatch = cached_mismatch(
+                cache, job.pin.key, job.pin.name, job.pin.version, job.pin.hashes
+            )
+            if mismatch:
+                mismatched.append(f"{mismatch} (pin at {job.where})")
+            else:
+                missing.append(f"{job.pin.key} (never fetched for this target)")
             continue
         built = choice.get("built")
         if built and cache.get(built["sha256"], built["filename"]) is not None:
             continue
         if cache.get(choice["sha256"], choice["filename"]) is None:
             missing.append(f"{job.pin.key} ({choice['filename']})")
-    return missing
+    if mismatched:
+        raise VerificationError(
+            "hash mismatch: " + "; ".join(mismatched), where=str(cache.root), fix=HASH_EDITED_FIX
+        )
+    if missing:
+        raise BundlerError(
+            f"--offline: {len(missing)} file(s) missing from the cache: " + "; ".join(missing),
+            where=str(cache.root),
+            fix="run the build once without --offline to fill the cache (same lock and target)",
+        )
 
 
 def _copy_into(source: Path, dest: Path) -> None:
@@ -330,20 +359,20 @@ def build_wheelhouse(
     with progress:
         fetcher = _Fetcher(settings, offline, progress)
         for job in jobs:
-            job.choice = fetcher.cache.load_choice(job.key) or {}
+            choice = fetcher.cache.load_choice(job.key) or {}
+            # A remembered choice is used only for a file the lock allows (a damaged one is ignored).
+            job.choice = choice if choice.get("sha256") in job.pin.hashes else {}
         if offline:
-            missing = _missing_offline(jobs, fetcher.cache)
-            if missing:
-                raise BundlerError(
-                    f"--offline: {len(missing)} file(s) missing from the cache: " + "; ".join(missing),
-                    where=str(fetcher.cache.root),
-                    fix="run the build once without --offline to fill the cache (same lock and target)",
-                )
+            _check_offline(jobs, fetcher.cache)
         for job in jobs:
             if job.choice.get("kind") != "sdist":
                 job.path = fetcher.source(job, tags)
             if job.choice.get("kind") == "sdist":
                 job.path, job.origin = fetcher.built_wheel(job, tags), "built"
+            # Checked once per file: the cache path is its sha256, re-hashed on every use.
+            if job.path is not None and job.choice.get("checked") != job.path.parent.name:
+                check_wheel(job.path, name=job.pin.name, version=job.pin.version)
+                job.choice["checked"] = job.path.parent.name
             fetcher.cache.save_choice(job.key, job.choice)
     delta = {
         job.pin.name: Installed(job.pin.name, job.pin.version, wheel_requires(job.path), "bundle")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,5 +103,80 @@ def test_failed_build_removes_its_stage_and_keeps_the_old_bundle(
 def test_killed_first_build_leaves_no_bundle_at_all(tiny: TinyProject) -> None:
     out = tiny.root / "dist" / "bundle"
     _kill_build_at(tiny, out, "publish")
-    assert not out.exists()  # no half-written bundle: only the hidden stage (and scratch) of the dead build
-    assert {p.name.split("-")[0] for p in out.parent.iterdir()} == {".bundle.staging"}
+    assert not out.exists()  # no half-written bundle: only the hidden stage of the dead build
+    # (and the build lock's file, which the kernel unlocked when the build died)
+    assert {p.name.split("-")[0] for p in out.parent.iterdir()} == {".bundle.staging", "bundle.lock"}
+
+
+def test_second_build_into_the_same_out_is_refused_at_once(
+    tiny: TinyProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two builds into one --out once raced (last finisher won, both reported success)."""
+    out = tiny.root / "dist" / "bundle"
+    env = {**os.environ, PAUSE_ENV: "configs", f"{PAUSE_ENV}_S": "120"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "bundler", *tiny.args(out)],
+        cwd=tiny.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as first:
+        assert first.stderr is not None
+        try:
+            for line in first.stderr:
+                if "paused before configs" in line:
+                    break
+            else:
+                pytest.fail("the first build ended before the pause point")
+            started = time.monotonic()
+            code, data, _ = run_cli(tiny.args(out), capsys)
+            assert time.monotonic() - started < 30  # refused at once, not after waiting
+            assert (
+                code == 1
+                and f"another build is writing this bundle right now (pid {first.pid})" in data["what"]
+            )
+            assert str(out) in data["where"] and not out.exists()
+        finally:
+            first.kill()
+            first.wait(timeout=30)
+    # The killed holder's lock died with it: the next build goes through.
+    code, data, err = run_cli(tiny.args(out), capsys)
+    assert code == 0, err
+    assert verify_bundle(out).ok and (out.parent / "bundle.lock").is_file()
+
+
+def test_killed_builds_temp_dirs_are_removed_by_the_next_build(
+    tiny: TinyProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    with subprocess.Popen(["true"]) as gone:
+        gone.wait()
+    dead, live = gone.pid, os.getpid()
+    out = tiny.root / "dist" / "bundle"
+    out.parent.mkdir(parents=True)
+    stale = [
+        system_tmp / f"spectramind-projectwheel-{dead}-a1b2",
+        system_tmp / f"wheelhouse-build-{dead}-c3d4",
+        system_tmp / f"sdist-build-{dead}-e5f6",
+        out.parent / f".kernels.staging-{dead}-g7h8",
+        tiny.cache / "site-trees" / f".partial-{dead}-o5p6",
+        tiny.cache / "project-wheels" / f".store-{dead}-q7r8",
+    ]
+    kept = [
+        system_tmp / f"wheelhouse-build-{live}-i9j0",  # a build running now
+        system_tmp / "spectramind-projectwheel-k1l2",  # no pid in its name: not ours to judge
+        system_tmp / f"unrelated-{dead}-m3n4",
+        tiny.cache / "site-trees" / f".partial-{live}-s9t0",
+    ]
+    for folder in stale + kept:
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "file").write_text("left by a killed build\n")
+    code, _, err = run_cli(tiny.args(out), capsys)
+    assert code == 0, err
+    assert [p for p in stale if p.exists()] == []
+    assert [p for p in kept if p.exists()] == kept
+    assert not [p for p in system_tmp.iterdir() if p not in kept]  # the build's own temp dirs are gone
+    shutil.rmtree(kept[-1])  # the shared cache stays clean for the other tests

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from bundler.errors import BundlerError
-from bundler.projectwheel import ProjectWheel, build_project_wheel
+from bundler.errors import BundlerError, VerificationError
+from bundler.projectwheel import ProjectWheel, build_deps_dir, build_project_wheel, build_requires
 from tests import test_build as tb
+from tests.support.index import serve_index
+from tests.support.wheels import rewrite_wheel, sha256_file
 
 setuptools_whl, shared_cache = tb.setuptools_whl, tb.shared_cache
 DEAD_INDEX = "http://127.0.0.1:9/simple"
@@ -77,3 +80,67 @@ def test_offline_without_build_requirements_is_a_clear_error(tmp_path: Path, set
                             index_url=DEAD_INDEX, epoch=1, offline=True)  # fmt: skip
     assert "build requirements" in info.value.what and "setuptools>=68" in info.value.what
     assert info.value.fix is not None and "without --offline" in info.value.fix
+
+
+def _build_shared(tmp_path: Path, setuptools_whl: Path, cache: Path, dest: str) -> tuple[ProjectWheel, Path]:
+    project = tb.make_tiny_project(tmp_path, setuptools_whl, name="p", cache=cache)
+    wheel = build_project_wheel(
+        project.root / "src",
+        tmp_path / dest,
+        cache_dir=cache,
+        index_url=DEAD_INDEX,
+        epoch=tb.GIT_EPOCH,
+        offline=True,
+    )
+    entries = [p.parent for p in (cache / "project-wheels").glob("*/entry.json")]
+    [entry] = [e for e in entries if json.loads((e / "entry.json").read_text())["sha256"] == wheel.sha256]
+    return wheel, entry
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "modified"])
+def test_corrupt_cached_project_wheel_is_rebuilt(
+    tmp_path: Path, setuptools_whl: Path, shared_cache: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated cached wheel (once a raw BadZipFile) or a valid but modified one (once packed
+    silently) no longer matches the sha256 recorded when the entry was made: it is rebuilt."""
+    first, entry = _build_shared(tmp_path, setuptools_whl, shared_cache, "o1")
+    cached = entry / first.filename
+    if damage == "corrupt":
+        cached.write_bytes(cached.read_bytes()[:300])
+    else:
+        rewrite_wheel(cached, lambda f: f.update({"spectramind/__init__.py": b"import os\n"}))
+    capsys.readouterr()
+    src = tmp_path / "p" / "src"
+    again = build_project_wheel(
+        src, tmp_path / "o2", cache_dir=shared_cache, index_url=DEAD_INDEX, epoch=tb.GIT_EPOCH, offline=True
+    )
+    err = capsys.readouterr().err
+    assert f"warning: cache entry {entry} is damaged" in err and "rebuilding the project wheel" in err
+    assert not again.cached and again.sha256 == first.sha256  # the real wheel, not the damaged one
+    assert (tmp_path / "o2" / again.filename).read_bytes() == (tmp_path / "o1" / first.filename).read_bytes()
+    assert sha256_file(entry / first.filename) == first.sha256  # the entry is whole again
+
+
+def test_damaged_build_requirements_cache_is_refused_offline(tmp_path: Path, setuptools_whl: Path) -> None:
+    project = _project(tmp_path, setuptools_whl)
+    requires = build_requires(project.root / "src")
+    folder = build_deps_dir(project.cache, requires, index_url=DEAD_INDEX, offline=True)
+    [wheel] = folder.glob("*.whl")
+    recorded = sha256_file(wheel)  # seeded by hand: recorded on first use
+    with wheel.open("ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(VerificationError) as info:
+        build_deps_dir(project.cache, requires, index_url=DEAD_INDEX, offline=True)
+    assert info.value.where == str(folder) and info.value.exit_code == 3
+    assert (
+        recorded in info.value.what
+        and sha256_file(wheel) in info.value.what
+        and wheel.name in info.value.what
+    )
+    # Online, the damaged folder is filled again from the index.
+    served = tmp_path / "index"
+    served.mkdir()
+    shutil.copy(setuptools_whl, served)
+    with serve_index(served) as index:
+        again = build_deps_dir(project.cache, requires, index_url=index.simple_url, offline=False)
+    assert again == folder and sha256_file(folder / wheel.name) == recorded

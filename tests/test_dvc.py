@@ -89,8 +89,30 @@ def test_untracked_and_missing_paths(tmp_path: Path) -> None:
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "plain.pt").write_bytes(b"x")
     assert dvc.ensure_weights(tmp_path, ["weights"])[0].state == "untracked"
-    with pytest.raises(BundlerError, match="does not exist and is not tracked by DVC"):
+    with pytest.raises(BundlerError, match="weights entry 'models' is absent: no such path"):
         dvc.ensure_weights(tmp_path, ["models"])
+    assert dvc.ensure_weights(tmp_path, ["models"], allow_missing=True)[0].state == "missing"
+
+
+def test_missing_weights_fail_the_build_unless_allowed(
+    tiny: TinyProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the weights file and its .dvc pointer gone, the build once exited 0 with no weights/."""
+    (tiny.root / "weights" / "v50.pt").unlink()
+    (tiny.root / "weights" / ".gitignore").write_text("/v50.pt\n")  # what `dvc add` leaves behind
+    out = tiny.root / "dist" / "bundle"
+    code, data, _ = run_cli(tiny.args(out), capsys)
+    assert code == 1 and data["error"] == "BundlerError"
+    assert "weights entry 'weights' is absent: the folder holds no weights file" in data["what"]
+    assert data["where"] == str(tiny.root / "weights") and "allow_missing_weights=true" in data["fix"]
+    assert not out.exists()
+
+    tiny.extra = ["bundle.allow_missing_weights=true"]
+    code, data, err = run_cli(tiny.args(out), capsys)
+    assert code == 0, err
+    assert data["weights"] == [{"path": "weights", "state": "missing", "dvc_file": None}]
+    assert any("weights entry weights is absent" in w and "degraded" in w for w in data["warnings"])
+    assert not (out / "weights").exists()
 
 
 def test_fresh_checkout_build_pulls_weights_and_packs_no_dvc_metadata(

@@ -252,3 +252,26 @@ def test_every_payload_command_can_emit_json(run: Run, capsys: pytest.CaptureFix
     trained = json.loads(capsys.readouterr().out)
     assert trained["weights"] == str(weights)
     assert weights.is_file()
+
+
+def test_prediction_without_model_weights_is_marked_degraded(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once a run without weights ran calibration-only and was recorded as plainly "completed"."""
+    out = run.tmp / "no-weights"
+    missing = run.tmp / "nowhere" / "v50.pt"
+    assert predict.main([*run.overrides(out), f"model.weights={missing}"]) == 0  # the submission is used
+    assert "WARNING degraded run" in capsys.readouterr().err
+    [line] = (out / predict.DEGRADED_NAME).read_text().splitlines()
+    mark = json.loads(line)
+    assert mark["command"] == "predict" and "model weights are missing" in mark["reason"]
+    assert str(missing) in mark["reason"]
+    summary = json.loads((out / "predict_summary.json").read_text())
+    assert summary["degraded"] == mark["reason"] and summary["exit_code"] == 0
+    assert summary["levels"] == {"full": 0, "calibration": N_TEST, "prior": 0}
+    # The next run with weights (or a mode that asks for less) clears the mark.
+    assert predict.main(run.overrides(out)) == 0
+    assert not (out / predict.DEGRADED_NAME).exists()
+    assert json.loads((out / "predict_summary.json").read_text())["degraded"] is None
+    assert predict.main([*run.overrides(out, "predict.mode=calibration"), f"model.weights={missing}"]) == 0
+    assert not (out / predict.DEGRADED_NAME).exists()

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundler import dvc, kernels, pack, secrets
+from bundler import dvc, kernels, outlock, pack, secrets, tempdirs
 from bundler.config import Settings, load
 from bundler.errors import UsageError
 from bundler.image import load_image
@@ -243,16 +243,23 @@ def step_configs(inp: BuildInputs, st: BuildState) -> None:
 
 def step_weights(inp: BuildInputs, st: BuildState) -> None:
     entries = inp.settings.bundle.weights
-    st.weights = dvc.ensure_weights(inp.settings.root, entries)
+    allow_missing = inp.settings.bundle.allow_missing_weights
+    st.weights = dvc.ensure_weights(inp.settings.root, entries, allow_missing=allow_missing)
     for w in st.weights:
-        if w.state == "modified":
+        if w.state == "missing":
+            st.warnings.append(
+                f"weights entry {w.path} is absent: not packed (bundle.allow_missing_weights=true); "
+                "predictions will be calibration-only and marked degraded"
+            )
+        elif w.state == "modified":
             st.warnings.append(
                 f"{w.path} differs from {w.dvc_file}: packing the workspace copy (`dvc add` it)"
             )
         elif w.state == "untracked":
             st.warnings.append(f"{w.path} is not tracked by DVC: packing it as is (`dvc add {w.path}`)")
     dvc_meta = {".gitignore", ".dvcignore"}
-    _copy_entries(inp, st, entries, st.stage / "weights", lambda n: n in dvc_meta or n.endswith(".dvc"))
+    present = [e for e in entries if not any(w.path == e and w.state == "missing" for w in st.weights)]
+    _copy_entries(inp, st, present, st.stage / "weights", lambda n: n in dvc_meta or n.endswith(".dvc"))
 
 
 def step_boot(inp: BuildInputs, st: BuildState) -> None:
@@ -391,6 +398,13 @@ STEPS: tuple[tuple[str, Callable[[BuildInputs, BuildState], None]], ...] = (
 
 
 def build(inp: BuildInputs) -> BuildState:
+    """Build while holding --out's lock (a second build into it is refused); see `_build`."""
+    with outlock.exclusive(inp.out):
+        tempdirs.clean_build_leftovers(inp.settings.path(inp.settings.bundle.cache_dir))
+        return _build(inp)
+
+
+def _build(inp: BuildInputs) -> BuildState:
     """Run every step over a fresh stage; on any failure the stage is removed and --out untouched."""
     stage = pack.new_stage(inp.out)
     st = BuildState(stage=stage, scratch=pack.new_stage(inp.out, "scratch"))

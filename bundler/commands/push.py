@@ -14,12 +14,11 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundler import kernels, secrets
+from bundler import kernels, secrets, tempdirs
 from bundler.errors import EXIT_ERROR, UsageError, VerificationError, redact
 from bundler.kaggle_api import KaggleAdapter, PushedKernel, credential_source, require_credentials
 from bundler.output import Result, console
@@ -186,10 +185,10 @@ def run(args: argparse.Namespace) -> Result:
 
     results: list[dict[str, Any]] = []
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="spectramind-kernels-") as staging:
+    with tempdirs.temporary("spectramind-kernels-") as staging:
         pushed: list[tuple[KernelPlan, PushedKernel]] = []
         for plan in plans:
-            kernel = adapter.push_kernel(_stage(plan, Path(staging)))
+            kernel = adapter.push_kernel(_stage(plan, staging))
             console.print(f"kernel {kernel.ref}: version {kernel.version} pushed ({kernel.url})")
             pushed.append((plan, kernel))
             results.append({"name": plan.name, **asdict(kernel), "changes": plan.changes})

@@ -11,6 +11,12 @@ and is rewritten atomically as planets finish. SIGINT/SIGTERM flush it and exit 
 
 Exit codes: 0 every planet was predicted; 124 the budget ran out or the run was interrupted (the
 submission is valid, the missing planets carry the prior); 1 an error (``predict.on_error=raise``).
+
+Degraded runs: in ``full`` mode without usable model weights the planets are calibrated only. The
+submission is still written and the exit code stays 0 (it is a valid submission), but the run is
+marked degraded: a warning is logged, ``predict_summary.json`` has ``degraded`` (the reason), and
+``<output>/DEGRADED`` holds one line of JSON, ``{"command": "predict", "reason": "..."}``, for the
+boot shim's run record. A run that is not degraded removes a ``DEGRADED`` left by an earlier one.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -34,6 +41,7 @@ from spectramind.shim import atomic_write
 from spectramind.submission import SubmissionWriter, format_row, prior
 
 FULL, CALIBRATION, PRIOR = "full", "calibration", "prior"
+DEGRADED_NAME = "DEGRADED"
 MODES = (FULL, CALIBRATION, "fallback")
 SECONDS_PER_MB = 0.03  # a conservative first guess of calibration speed (measured: ~0.02 s/MB on 1 CPU)
 Pair = tuple[np.ndarray, np.ndarray]
@@ -80,6 +88,7 @@ class Outcome:
     rows: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     interrupted: str | None = None
+    degraded: str | None = None  # why this run is worse than its mode promises (no model weights)
 
 
 def _settings(cfg: DictConfig) -> dict[str, Any]:
@@ -104,6 +113,7 @@ def _fallback(paths: RunPaths, split: str, started: float, *, as_json: bool = Fa
     planets = list_planets(paths.data, split)
     fallback = prior(paths.data / "train.csv")
     SubmissionWriter(paths.output / "submission.csv", planets, fallback).flush()
+    mark_degraded(paths.output, None)  # the prior is what this mode promises
     seconds = time.time() - started
     log(
         f"predict: fallback submission ({fallback.source} prior) for {len(planets)} planets in {seconds:.2f}s"
@@ -114,18 +124,37 @@ def _fallback(paths: RunPaths, split: str, started: float, *, as_json: bool = Fa
     return 0
 
 
-def _refiner(opts: dict[str, Any], paths: RunPaths) -> Callable[[np.ndarray, np.ndarray], Pair] | None:
-    """The model's refine step, or None (calibration mode, or weights missing: refinement is skipped)."""
+Refiner = Callable[[np.ndarray, np.ndarray], Pair]
+
+
+def mark_degraded(output: Path, reason: str | None) -> None:
+    """Write ``<output>/DEGRADED`` (one line of JSON with the reason), or remove an earlier run's."""
+    path = output / DEGRADED_NAME
+    if reason is None:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write(path, (json.dumps({"command": "predict", "reason": reason}, sort_keys=True) + "\n").encode())
+
+
+def _write_summary(output: Path, summary: dict[str, Any]) -> None:
+    """``predict_summary.json``, and the ``DEGRADED`` mark that goes with it."""
+    mark_degraded(output, summary["degraded"])
+    atomic_write(output / "predict_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
+
+
+def _refiner(opts: dict[str, Any], paths: RunPaths) -> tuple[Refiner | None, str | None]:
+    """The model's refine step, or None: (calibration mode) or (weights unusable: the degraded reason)."""
     if opts["mode"] != FULL:
-        return None
+        return None, None
     from spectramind.model import load, refine
 
     try:
         model = load(paths.weights)
     except SpectraMindError as error:
-        log(f"predict: skipping refinement, {error.what} ({error.where})")
-        return None
-    return lambda depth, sigma: refine(model, depth, sigma)
+        reason = f"no model refinement, calibration only: {error.what} ({error.where})"
+        log(f"predict: WARNING degraded run: {reason}")
+        return None, reason
+    return (lambda depth, sigma: refine(model, depth, sigma)), None
 
 
 def _first_guess(paths: RunPaths, split: str, planets: list[str]) -> float:
@@ -148,10 +177,10 @@ def _run(
 ) -> Outcome:
     from spectramind.features import planet_features
 
-    refine_fn = _refiner(opts, paths)
+    refine_fn, degraded = _refiner(opts, paths)
     adc = read_adc(paths.data)
     chunk, bins = int(cfg.data.get("chunk_steps", 375)), int(cfg.data.get("bin_steps", 5))
-    costs, out = CostModel(), Outcome()
+    costs, out = CostModel(), Outcome(degraded=degraded)
     n_visits = {}
     for pid in rank_planets:
         try:
@@ -209,6 +238,7 @@ def _merge(out: Outcome, others: list[Outcome], writer: SubmissionWriter | None)
         out.errors.update(part.errors)
         out.rows.update(part.rows)
         out.seconds.update(part.seconds)
+        out.degraded = out.degraded or part.degraded
     if writer is not None:
         writer.rows.update(out.rows)
 
@@ -287,10 +317,9 @@ def main(argv: list[str]) -> int:
             "exit_code": code,
             "config_sha256": config_hash(cfg),
             "determinism": determinism,
+            "degraded": out.degraded,
         }
-        atomic_write(
-            paths.output / "predict_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode()
-        )
+        _write_summary(paths.output, summary)
         log(f"predict: {counts} -> {paths.output / 'submission.csv'} (exit {code})")
         if as_json:
             print_json({**summary, "submission": str(paths.output / "submission.csv")})

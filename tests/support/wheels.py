@@ -7,6 +7,7 @@ import hashlib
 import io
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 _EPOCH = (2020, 1, 1, 0, 0, 0)
@@ -48,6 +49,27 @@ def make_wheel(
     files[f"{dist_info}/RECORD"] = ("\n".join(record_lines) + "\n").encode()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{norm}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for file_path, data in files.items():
+            info = zipfile.ZipInfo(file_path, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return path
+
+
+def rewrite_wheel(path: Path, edit: Callable[[dict[str, bytes]], None], *, record: bool = False) -> Path:
+    """Rewrite the wheel at ``path`` in place after ``edit`` changed its members (name -> bytes).
+
+    RECORD is recomputed only with ``record``: without, tests make wheels whose contents disagree
+    with it.
+    """
+    with zipfile.ZipFile(path) as zf:
+        files = {info.filename: zf.read(info) for info in zf.infolist()}
+    edit(files)
+    if record:
+        [name] = [n for n in files if n.endswith(".dist-info/RECORD")]
+        lines = [f"{p},{_record_hash(d)},{len(d)}" for p, d in files.items() if p != name]
+        files[name] = ("\n".join([*lines, f"{name},,"]) + "\n").encode()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for file_path, data in files.items():
             info = zipfile.ZipInfo(file_path, date_time=_EPOCH)
