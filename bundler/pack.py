@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import UsageError, VerificationError
+from bundler.tempdirs import alive
 from spectramind.shim.base import atomic_write
 from spectramind.shim.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, file_entries, seal
 
@@ -66,7 +67,7 @@ def remove_stale(out: Path) -> list[Path]:
         for marker in (_STAGING, _RETIRED):
             if tail.startswith(marker):
                 pid_text = tail[len(marker) :].split("-", 1)[0]
-                if not pid_text.isdigit() or _alive(int(pid_text)):
+                if not pid_text.isdigit() or alive(int(pid_text)):
                     continue
                 if marker == _RETIRED and not out.exists():
                     candidate.rename(out)  # killed between the two renames: restore the old bundle
@@ -74,16 +75,6 @@ def remove_stale(out: Path) -> list[Path]:
                 shutil.rmtree(candidate, ignore_errors=True)
                 removed.append(candidate)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bundler import tempdirs
 from bundler.errors import BundlerError, VerificationError
-from bundler.output import console
+from bundler.fetch import warn_damaged
 from spectramind.shim.manifest import file_entries, file_sha256
 
 LAYOUT = 1  # bump when the tree layout or the compile options change: old cache entries then miss
@@ -133,7 +133,7 @@ def cached_tree(wheel: Path, sha256: str, *, name: str, version: str, pyc: Pyc, 
         if problem is None:
             size = sum(int(str(e["size"])) for e in listed)
             return Installed(name, version, sha256, len(listed), size, True, entry / "tree")
-        console.print(f"warning: cached install of {wheel.name} is damaged ({problem}); reinstalling {entry}")
+        warn_damaged(entry, problem, f"reinstalling {wheel.name}")
         shutil.rmtree(entry, ignore_errors=True)
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = tempdirs.make(tempdirs.PARTIAL, entry.parent)  # a killed build's partial tree goes next time

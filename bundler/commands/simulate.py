@@ -21,12 +21,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bundler import sandbox
+from bundler import sandbox, tempdirs
 from bundler.config import Settings, load
 from bundler.errors import EXIT_BUDGET, EXIT_OK, BundlerError, UsageError, VerificationError
 from bundler.image import ImageManifest, load_image, load_image_file
@@ -138,11 +137,11 @@ def run(args: argparse.Namespace) -> Result:
     data = _data_dir(args, settings)
     budget = float(args.budget) if args.budget is not None else float(settings.env.budget_s)
     command = shlex.split(args.run_command) if args.run_command else []
-    with tempfile.TemporaryDirectory(prefix="spectramind-sim-") as tmp:
-        run_dir = Path(tmp) / "env"
+    with tempdirs.temporary("spectramind-sim-") as tmp:  # a killed run's is removed by the next
+        run_dir = tmp / "env"
         sandbox.run_env(base, run_dir)
         argv = sandbox.sandbox_argv(
-            root=Path(tmp) / "root",
+            root=tmp / "root",
             slug=_slug(settings, bundle),
             bundle=bundle,
             out=out,
@@ -154,12 +153,12 @@ def run(args: argparse.Namespace) -> Result:
         env = {k: v for k, v in os.environ.items() if k in _PASS_THROUGH}
         env.update(
             PATH=os.environ.get("PATH", "/usr/bin:/bin"),
-            HOME=str(Path(tmp) / "home"),
+            HOME=str(tmp / "home"),
             LANG="C.UTF-8",
             SPECTRAMIND_BUDGET_S=f"{budget:g}",
-            TMPDIR=tmp,
+            TMPDIR=str(tmp),
         )
-        (Path(tmp) / "home").mkdir()
+        (tmp / "home").mkdir()
         code, seconds, killed = _boot(argv, env, limit=budget + 120.0)
     return _result(
         bundle=bundle, out=out, data=data, base=base, code=code, seconds=seconds, killed=killed, budget=budget
