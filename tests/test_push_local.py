@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from spectramind.shim import MANIFEST_NAME, bundle_sha256, file_entries
+from spectramind.shim.manifest import MANIFEST_NAME, file_entries, seal
 from tests import test_build as tb
 from tests.test_build import _git, run_cli
 from tests.test_push import make_bundle, push_env
@@ -81,8 +81,7 @@ def test_push_refuses_a_utf16_secret_added_after_the_build(tmp_path: Path) -> No
     (bundle / "configs").mkdir()
     (bundle / "configs" / "notes.txt").write_bytes(codecs.BOM_UTF16_LE + secret.encode("utf-16-le"))
     manifest = json.loads((bundle / MANIFEST_NAME).read_text())
-    manifest["files"] = file_entries(bundle)
-    manifest["bundle_sha256"] = bundle_sha256(manifest["files"])
+    manifest = seal({**manifest, "files": file_entries(bundle)})
     (bundle / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
 
     code, data, err = dry_run(bundle, tmp_path, tmp_path)
