@@ -70,6 +70,18 @@ def test_tampered_manifest_and_no_manifest_fail(tmp_path: Path, capsys: pytest.C
     assert code == 3 and data["errors"] == ["MANIFEST.json is missing"]
 
 
+@pytest.mark.parametrize(("key", "value"), [("created", "2099-01-01"), ("target", {"python": "3.99"})])
+def test_edited_manifest_metadata_fails_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: object
+) -> None:
+    bundle = _bundle(tmp_path / "b")
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text())
+    manifest[key] = value  # the file list untouched: only the bundle hash over the metadata can tell
+    (bundle / MANIFEST_NAME).write_text(json.dumps(manifest))
+    code, data, _ = _verify(bundle, capsys)
+    assert code == 3 and "bundle_sha256 does not match the files and metadata" in str(data["errors"])
+
+
 def test_missing_directory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, data, _ = _verify(tmp_path / "nope", capsys)
     assert code == 2 and "does not exist" in str(data["what"])
