@@ -52,9 +52,17 @@ def _candidates(minor: str) -> list[Path]:
 
 @cache
 def _version_of(python: Path) -> str | None:
+    full = full_version(python)
+    return ".".join(full.split(".")[:2]) if full else None
+
+
+@cache
+def full_version(python: Path) -> str | None:
+    """``X.Y.Z`` of ``python`` (its .pyc may differ between patch releases: the cache keys on it), or
+    None when it does not run."""
     try:
         proc = subprocess.run(
-            [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            [str(python), "-c", "import platform; print(platform.python_version())"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -62,16 +70,4 @@ def _version_of(python: Path) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def full_version(python: Path) -> str:
-    """``X.Y.Z`` of ``python`` (its .pyc may differ between patch releases: the cache keys on it)."""
-    proc = subprocess.run(
-        [str(python), "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return proc.stdout.strip()
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None

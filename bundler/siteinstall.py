@@ -204,12 +204,11 @@ def find_pyc(python_minor: str, preferred: Path | None = None) -> Pyc:
             None,
             f"no Python {python_minor} on the build machine: modules compile once per kernel at run time",
         )
-    try:
-        version = full_version(python)
-    except (OSError, subprocess.SubprocessError) as exc:
+    version = full_version(python)
+    if version is None:
         raise BundlerError(
-            f"cannot run the target interpreter {python}: {exc}",
+            f"cannot run the target interpreter {python}",
             where=str(python),
             fix=f"repair or remove it; any Python {python_minor} on PATH or in pyenv is used",
-        ) from exc
+        )
     return Pyc(python, version)
