@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from bundler import pack, sandbox  # noqa: E402 - the repo root is put on sys.path just above
 from bundler.image import load_image  # noqa: E402
 from bundler.pipenv import pip_env  # noqa: E402
-from bundler.siteinstall import Pyc, cached_tree, find_pyc, merge_trees  # noqa: E402
+from bundler.siteinstall import Pyc, cached_tree, compile_tree, find_pyc, merge_trees  # noqa: E402
 from spectramind.shim.manifest import read_manifest  # noqa: E402
 
 PHASES = ("start", "verify", "check", "activate")
@@ -203,6 +203,7 @@ def torch_bundle(dest: Path, pyc: Pyc, cache: Path) -> Path:
     shutil.copy2(REPO / "bin" / "kaggle-boot.sh", dest / "boot" / "kaggle-boot.sh")
     for module in (REPO / "src" / "spectramind" / "shim").glob("*.py"):
         shutil.copy2(module, dest / "boot" / "shim" / module.name)
+    compile_tree(dest / "boot" / "shim", pyc, "boot/shim")  # as the build does
     major, minor = sys.version_info[:2]
     pack.write_manifest(
         dest,

@@ -93,8 +93,12 @@ def install_wheel(wheel: Path, dest: Path, *, name: str) -> None:
         ) from exc
 
 
-def compile_tree(lib: Path, pyc: Pyc) -> None:
-    """Byte-compile every module under ``lib`` for the target (deterministic: fixed hash seed)."""
+def compile_tree(lib: Path, pyc: Pyc, shown_as: str = "site/lib") -> None:
+    """Byte-compile every module under ``lib`` for the target (deterministic: fixed hash seed).
+
+    ``shown_as``: the path recorded in the bytecode instead of this machine's (the bundle has no
+    absolute build paths; Python puts the real path of the source in tracebacks anyway).
+    """
     if pyc.python is None or not lib.is_dir():
         return
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
@@ -113,7 +117,7 @@ def compile_tree(lib: Path, pyc: Pyc) -> None:
             "-s",
             str(lib),
             "-p",
-            "site/lib",
+            shown_as,
             str(lib),
         ],
         env=env,

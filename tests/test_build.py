@@ -217,7 +217,9 @@ def test_build_writes_the_bundle_of_design_section_5(
     assert code == 0, err
     files = sorted(tree_bytes(out))
     configs = [p.relative_to(tiny.root).as_posix() for p in (tiny.root / "configs").rglob("*") if p.is_file()]
-    shim = sorted(f"boot/shim/{p.name}" for p in (REPO / "src" / "spectramind" / "shim").glob("*.py"))
+    modules = sorted(p.stem for p in (REPO / "src" / "spectramind" / "shim").glob("*.py"))
+    tag = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
+    shim = [f"boot/shim/{m}.py" for m in modules] + [f"boot/shim/__pycache__/{m}.{tag}.pyc" for m in modules]
     assert [f for f in files if not f.startswith("site/")] == sorted(
         [
             "MANIFEST.json",
@@ -232,7 +234,6 @@ def test_build_writes_the_bundle_of_design_section_5(
     )
     # the delta ships installed: import tree, dist-info with RECORD and INSTALLER, target .pyc
     site = {f for f in files if f.startswith("site/")}
-    tag = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
     for name in (
         "site/lib/tinydep/__init__.py",
         f"site/lib/tinydep/__pycache__/__init__.{tag}.pyc",

@@ -60,7 +60,7 @@ def test_parse_lock_rejects_unpinned_lines() -> None:
     ],
 )
 def test_version_satisfies(installed: str, pinned: str, ok: bool) -> None:
-    assert install.version_satisfies(installed, pinned) is ok
+    assert base.version_satisfies(installed, pinned) is ok
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from bundler.image import load_image
 from bundler.output import Result, console
 from bundler.projectwheel import ProjectWheel, build_project_wheel
 from bundler.sbom import SBOM_NAME, Package, make_sbom
-from bundler.siteinstall import Installed, Pyc, cached_tree, find_pyc, merge_trees
+from bundler.siteinstall import Installed, Pyc, cached_tree, compile_tree, find_pyc, merge_trees
 from spectramind.shim import atomic_write
 
 # Test-only hook, explicit by name: pause before this step (the atomicity test SIGKILLs the build there).
@@ -275,6 +275,8 @@ def step_boot(inp: BuildInputs, st: BuildState) -> None:
     pack.copy_file(script, st.stage / "boot" / "kaggle-boot.sh", project_root=s.root, executable=True)
     for module in sorted(shim.glob("*.py")):  # the stdlib-only shim package, as shipped
         pack.copy_file(module, st.stage / "boot" / "shim" / module.name, project_root=s.root)
+    # Compiled for the target like site/: the kernel's Python (run with -B) then compiles nothing.
+    compile_tree(st.stage / "boot" / "shim", st.pyc or find_pyc(s.target.python), "boot/shim")
 
 
 def step_lock(inp: BuildInputs, st: BuildState) -> None:

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from spectramind.shim.base import DEFAULT_INPUT, DEFAULT_OUTPUT, BootError
-from spectramind.shim.install import installed_versions, parse_lock, version_satisfies
+from spectramind.shim.base import DEFAULT_INPUT, DEFAULT_OUTPUT, BootError, version_satisfies
+from spectramind.shim.drift import installed
+from spectramind.shim.install import parse_lock
 from spectramind.shim.locate import locate_bundle
 from spectramind.shim.manifest import MANIFEST_NAME, read_manifest
 from spectramind.shim.target import check_target
@@ -211,7 +212,7 @@ def check_bundle(ctx: Context) -> list[Check]:
         pins = parse_lock(lock.read_text(encoding="utf-8"))
     except BootError as exc:
         return [*checks, Check("packages", FAIL, exc.what)]
-    have = installed_versions()
+    have = installed()
     wrong = [
         f"{p.name}=={p.version} (have {have.get(p.key, 'none')})"
         for p in pins

@@ -90,3 +90,16 @@ def env_float(
             fix=f"set {name} to seconds, e.g. 3600" + (", or unset it" if where == "environment" else ""),
         )
     return value
+
+
+def version_satisfies(installed: str, pinned: str) -> bool:
+    """PEP 440 ``==`` for the cases that matter: an installed 2.13.0+cpu satisfies a pin 2.13.0."""
+    a, b = installed.strip().lower().lstrip("v"), pinned.strip().lower().lstrip("v")
+    if a == b or ("+" not in b and a.split("+", 1)[0] == b):
+        return True
+    return "+" not in b and bool(_trim(a)) and _trim(a) == _trim(b)
+
+
+def _trim(version: str) -> str:
+    """2.0 == 2.0.0: trailing zero components do not count."""
+    return re.sub(r"(\.0)+$", "", version.split("+", 1)[0])

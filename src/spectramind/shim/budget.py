@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +40,17 @@ def profile_name(command: list[str]) -> str:
     return os.environ.get("SPECTRAMIND_PROFILE", "kaggle")
 
 
-@dataclass
 class Budget:
-    """The time plan: everything in unix seconds, counted from kernel start (``start``)."""
+    """The time plan: everything in unix seconds, counted from kernel start (``start``).
 
-    start: float
-    budget_s: float
-    margin_s: float
-    grace_int_s: float
-    grace_term_s: float
+    (Plain classes in the shim, not dataclasses: importing dataclasses costs boot ~12 ms.)
+    """
+
+    def __init__(
+        self, start: float, budget_s: float, margin_s: float, grace_int_s: float, grace_term_s: float
+    ):
+        self.start, self.budget_s, self.margin_s = start, budget_s, margin_s
+        self.grace_int_s, self.grace_term_s = grace_int_s, grace_term_s
 
     @property
     def soft(self) -> float:  # SIGINT: the command should have flushed its submission by now
@@ -99,14 +100,14 @@ def boot_start(now: float) -> tuple[float, str | None]:
         return now, exc.what
 
 
-@dataclass
 class RunOutcome:
-    code: int
-    reason: str  # completed | degraded | failed | budget | not-started
-    seconds: float = 0.0
-    signals: list[dict[str, Any]] = field(default_factory=list)
-    ended: float = 0.0
-    hard_deadline: float = 0.0
+    def __init__(self, code: int, reason: str, hard_deadline: float = 0.0) -> None:
+        self.code = code
+        self.reason = reason  # completed | degraded | failed | budget | not-started
+        self.seconds = 0.0
+        self.signals: list[dict[str, Any]] = []
+        self.ended = 0.0
+        self.hard_deadline = hard_deadline
 
     @property
     def overshoot_s(self) -> float | None:

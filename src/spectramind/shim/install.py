@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import EXIT_VERIFY, BootError, canonical, log
+from .base import EXIT_VERIFY, BootError, canonical, log, version_satisfies
+from .drift import installed
 from .target import glibc_version, running_abi, wheel_ok
 
 
@@ -75,31 +76,6 @@ def parse_lock(text: str) -> list[Pin]:
     return pins
 
 
-def version_satisfies(installed: str, pinned: str) -> bool:
-    """PEP 440 ``==`` for the cases that matter: an installed 2.13.0+cpu satisfies a pin 2.13.0."""
-    a, b = installed.strip().lower().lstrip("v"), pinned.strip().lower().lstrip("v")
-    if a == b or ("+" not in b and a.split("+", 1)[0] == b):
-        return True
-    return "+" not in b and bool(_trim(a)) and _trim(a) == _trim(b)
-
-
-def _trim(version: str) -> str:
-    """2.0 == 2.0.0: trailing zero components do not count."""
-    return re.sub(r"(\.0)+$", "", version.split("+", 1)[0])
-
-
-def installed_versions() -> dict[str, str]:
-    """Canonical name -> version of every distribution importable by this interpreter (first wins)."""
-    import importlib.metadata  # 30 ms of imports: paid here, beside verification (Boot)
-
-    out: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
-        if name and canonical(name) not in out:
-            out[canonical(name)] = dist.version
-    return out
-
-
 @dataclass
 class InstallPlan:
     pins: list[Pin]  # what the environment lacks, installed with --no-deps
@@ -117,9 +93,9 @@ def plan_install(
 ) -> InstallPlan:
     """Decide what to install; fail fast when a needed wheel is not in the bundle or does not fit.
 
-    ``have``: ``installed_versions()`` when the caller collected it already.
+    ``have``: `drift.installed` when the caller collected it already.
     """
-    have = installed_versions() if have is None else have
+    have = installed() if have is None else have
     hashes = {e["path"]: e["sha256"] for e in manifest.get("files", [])}
     wheels = {
         p.removeprefix("wheels/"): h

@@ -62,7 +62,6 @@ from .budget import (
     run_budgeted,
 )
 from .drift import describe, find_drift
-from .install import install, parse_lock, plan_install
 from .locate import check_expected, locate_bundle
 from .manifest import bundle_sha256, read_manifest
 from .records import determinism_env, environment_info, find_data_dir, write_records
@@ -141,7 +140,9 @@ class Boot:
         t = time.time()
         self.summary["running"] = check_target(manifest)
         wheels = manifest.get("install") == "wheels"
-        if wheels:
+        if wheels:  # the fallback mode: its installer code is imported only then
+            from .install import install, parse_lock, plan_install
+
             lock = self.bundle / "requirements.lock"
             pins = parse_lock(lock.read_text(encoding="utf-8")) if lock.is_file() else []
             plan = plan_install(self.bundle, manifest, pins)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def metadata(manifest: dict[str, Any]) -> dict[str, Any]:
 def bundle_sha256(entries: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> str:
     """sha256 over the sorted file lines, then the canonical JSON of ``meta`` (when given)."""
     lines = "".join(
-        f"{e['path']}\t{e['sha256']}\t{e['size']}\n" for e in sorted(entries, key=lambda e: e["path"])
+        f"{e['path']}\t{e['sha256']}\t{e['size']}\n" for e in sorted(entries, key=itemgetter("path"))
     )
     if meta is not None:
         lines += json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"

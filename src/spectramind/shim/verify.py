@@ -18,7 +18,6 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +28,17 @@ from .manifest import MANIFEST_NAME, MANIFEST_SCHEMA, bundle_sha256, file_sha256
 DEFERRED = ("site/", "weights/")
 
 
-@dataclass
 class VerifyReport:
     """What differs between a bundle directory and its MANIFEST.json."""
 
-    bundle_sha256: str = ""
-    files: int = 0
-    bytes: int = 0
-    hashed_bytes: int = 0
-    modified: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    deferred: list[dict[str, Any]] = field(default_factory=list)  # entries left for the Verifier
+    def __init__(self) -> None:
+        self.bundle_sha256 = ""
+        self.files = self.bytes = self.hashed_bytes = 0
+        self.modified: list[str] = []
+        self.missing: list[str] = []
+        self.extra: list[str] = []
+        self.errors: list[str] = []
+        self.deferred: list[dict[str, Any]] = []  # entries left for the Verifier
 
     @property
     def ok(self) -> bool:
@@ -55,21 +52,22 @@ class VerifyReport:
 def scan(root: Path) -> dict[str, int]:
     """Relative POSIX path -> size of every file under ``root`` (MANIFEST.json left out).
 
-    A symlink is reported with size -1: a bundle never holds one, so it can never match.
+    A symlink is reported with size -1: a bundle never holds one, so it can never match. Plain
+    strings and one ``stat`` per file: this runs on boot's critical path over every file of site/.
     """
     found: dict[str, int] = {}
-    stack = [(root, "")]
+    stack = [(str(root), "")]
     while stack:
         directory, prefix = stack.pop()
         with os.scandir(directory) as it:
             for entry in it:
-                rel = prefix + entry.name
                 if entry.is_symlink():
-                    found[rel] = -1
+                    found[prefix + entry.name] = -1
                 elif entry.is_dir():
-                    stack.append((Path(entry.path), rel + "/"))
-                elif rel != MANIFEST_NAME:
-                    found[rel] = entry.stat().st_size
+                    stack.append((entry.path, prefix + entry.name + "/"))
+                else:
+                    found[prefix + entry.name] = entry.stat().st_size
+    found.pop(MANIFEST_NAME, None)
     return found
 
 
@@ -94,20 +92,18 @@ def check_bundle(root: Path, manifest: dict[str, Any] | None = None, *, defer: b
     if bundle_sha256(list(listed.values()), metadata(manifest)) != report.bundle_sha256:
         report.errors.append(f"bundle_sha256 does not match the files and metadata in {MANIFEST_NAME}")
     present = scan(root)
-    report.missing = sorted(set(listed) - set(present))
-    report.extra = sorted(set(present) - set(listed))
-    for rel in sorted(set(listed) & set(present)):
-        entry = listed[rel]
-        report.files += 1
-        report.bytes += max(present[rel], 0)
-        if present[rel] != entry["size"]:
+    report.missing = sorted(listed.keys() - present.keys())
+    report.extra = sorted(present.keys() - listed.keys())
+    both = [(rel, e) for rel, e in listed.items() if present.get(rel, -2) == e["size"]]
+    report.modified = [rel for rel in listed.keys() & present.keys() if present[rel] != listed[rel]["size"]]
+    report.files = len(listed) - len(report.missing)
+    report.bytes = sum(max(present[rel], 0) for rel in listed.keys() & present.keys())
+    report.deferred = [e for rel, e in both if rel.startswith(DEFERRED)] if defer else []
+    for rel, entry in both if not defer else [(r, e) for r, e in both if not r.startswith(DEFERRED)]:
+        report.hashed_bytes += int(entry["size"])
+        if file_sha256(root / rel) != entry["sha256"]:
             report.modified.append(rel)
-        elif defer and rel.startswith(DEFERRED):
-            report.deferred.append(entry)
-        else:
-            report.hashed_bytes += present[rel]
-            if file_sha256(root / rel) != entry["sha256"]:
-                report.modified.append(rel)
+    report.modified.sort()
     return report
 
 
@@ -117,10 +113,11 @@ def verify_bundle(root: Path) -> VerifyReport:
 
 
 class Verifier:
-    """Hashes the deferred entries in a background thread at low CPU priority.
+    """Hashes the deferred entries: in one background thread at low CPU priority (beside the run), or
+    on every core at once before anything runs (``strict``; sha256 releases the GIL).
 
-    ``on_failure(path)`` is called once, from that thread, at the first mismatch; hashing goes on so
-    that the record names every modified file.
+    ``on_failure(path)`` is called once, from a hashing thread, at the first mismatch; hashing goes on
+    so that the record names every modified file.
     """
 
     def __init__(self, root: Path, entries: list[dict[str, Any]], on_failure: Callable[[str], None]) -> None:
@@ -130,13 +127,13 @@ class Verifier:
         self.seconds = 0.0
         self.finished_at: float | None = None
         self.done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="boot-verify", daemon=True)
+        self._lock = threading.Lock()
 
     def start(self, *, background: bool = True) -> Verifier:
         if background:
-            self._thread.start()
+            threading.Thread(target=self._run, args=(1, True), name="boot-verify", daemon=True).start()
         else:
-            self._run(nice=False)
+            self._run(max(2, os.cpu_count() or 1), False)
         return self
 
     @property
@@ -147,27 +144,42 @@ class Verifier:
         self.done.wait()
         return not self.modified
 
-    def _run(self, nice: bool = True) -> None:
+    def _run(self, workers: int, nice: bool) -> None:
         started = time.perf_counter()
+        # biggest first, dealt round-robin: the threads finish together
+        ordered = sorted(self.entries, key=lambda e: -int(e["size"]))
+        shares = [ordered[k::workers] for k in range(workers)]
+        threads = [
+            threading.Thread(target=self._hash, args=(share, nice), daemon=True) for share in shares[1:]
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            self._hash(shares[0], nice)
+            for thread in threads:
+                thread.join()
+        finally:
+            self.modified.sort()
+            self.seconds = round(time.perf_counter() - started, 4)
+            self.finished_at = time.time()
+            self.done.set()
+
+    def _hash(self, entries: list[dict[str, Any]], nice: bool) -> None:
         if nice:  # Linux niceness is per thread: the command keeps the CPU, hashing takes what is left
             with contextlib.suppress(OSError, AttributeError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        try:
-            for entry in self.entries:
-                path = str(entry["path"])
-                try:
-                    good = file_sha256(self.root / path) == entry["sha256"]
-                except OSError:
-                    good = False
+        for entry in entries:
+            path = str(entry["path"])
+            try:
+                good = file_sha256(self.root / path) == entry["sha256"]
+            except OSError:
+                good = False
+            with self._lock:
                 self.bytes += int(entry["size"])
                 if not good:
                     self.modified.append(path)
                     if len(self.modified) == 1:
                         self.on_failure(path)
-        finally:
-            self.seconds = round(time.perf_counter() - started, 4)
-            self.finished_at = time.time()
-            self.done.set()
 
 
 VERIFY_MODES = ("overlap", "strict")
