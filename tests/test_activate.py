@@ -48,6 +48,8 @@ import cpkg._native as native
 import hidden_mod
 import imgpkg
 child = "import imgpkg, importlib.metadata as m; print(imgpkg.__version__, m.version('imgpkg'))"
+plain = "import os, sys; print(sys.modules['sitecustomize'].__file__, os.environ.get('IMAGE_SITECUSTOMIZE'))"
+without = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IMAGE_SITECUSTOMIZE")}
 res = {
     "imgpkg": [imgpkg.__version__, importlib.metadata.version("imgpkg"), imgpkg.__file__],
     "pth_ran": os.environ.get("PTHPKG_RAN"),
@@ -56,6 +58,8 @@ res = {
     "native": [native.answer(), native.__file__],
     "image_sitecustomize": os.environ.get("IMAGE_SITECUSTOMIZE"),
     "sitecustomize": sys.modules["sitecustomize"].__file__,
+    "image_default": subprocess.run([sys.executable, "-c", plain], env=without, capture_output=True,
+                                    text=True).stdout.split(),
     "script": [
         shutil.which("hello-delta"),
         subprocess.run(["hello-delta"], capture_output=True, text=True).stdout,
@@ -189,9 +193,13 @@ def test_delta_activated_in_place_from_the_read_only_mount(kit: Kit, tmp_path: P
     assert probe["script"][1].strip() == "hello from the delta" and probe["script"][0].endswith(
         "/hello-delta"
     )
-    # the image's own sitecustomize still ran, under its own name
-    assert probe["image_sitecustomize"] == "ran"
-    assert probe["sitecustomize"].endswith("site-packages/sitecustomize.py")
+    # the image's own sitecustomize still ran, under its own name: the very one this interpreter runs
+    # without activation (a distribution's in site-packages, or the system's own, e.g. Debian's)
+    default_file, default_marker = probe["image_default"]
+    assert probe["sitecustomize"] == default_file
+    assert (probe["image_sitecustomize"] or "None") == default_marker
+    if default_file.endswith("site-packages/sitecustomize.py"):
+        assert probe["image_sitecustomize"] == "ran"
     # bytecode came from the bundle (compiled at build), not written at run time
     assert probe["cached"].startswith(f"{lib}/imgpkg/__pycache__/")
     summary = json.loads((out / "run_hash_summary_v50.json").read_text())
