@@ -22,12 +22,15 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bundler.errors import UsageError, VerificationError
 from bundler.tempdirs import alive
 from spectramind.shim.base import atomic_write
 from spectramind.shim.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, file_entries, seal
+
+if TYPE_CHECKING:
+    from bundler.config import Limits
 
 _STAGING = ".staging-"
 _RETIRED = ".retired-"
@@ -155,42 +158,34 @@ def usage(stage: Path) -> Usage:
     )
 
 
-def check_limits(
-    stage: Path, *, max_top_level_entries: int, max_total_bytes: int, max_files: int = 10**9
-) -> Usage:
+def check_limits(stage: Path, limits: Limits) -> Usage:
     """Kaggle's dataset limits, checked on the stage before anything reaches ``--out`` (exit 3)."""
     used = usage(stage)
     # MANIFEST.json is written after this check and counts against every limit.
-    check_totals(
-        Usage(used.top_level, used.files, used.bytes + 64 * 1024 + 200 * used.files),
-        max_top_level_entries=max_top_level_entries,
-        max_total_bytes=max_total_bytes,
-        max_files=max_files,
-        where=f"{used.files} files staged",
-    )
+    manifest = Usage(used.top_level, used.files, used.bytes + 64 * 1024 + 200 * used.files)
+    check_totals(manifest, limits, where=f"{used.files} files staged")
     return used
 
 
-def check_totals(
-    used: Usage, *, max_top_level_entries: int, max_total_bytes: int, max_files: int, where: str
-) -> None:
+def check_totals(used: Usage, limits: Limits, *, where: str) -> None:
     """Refuse (exit 3) what would break a limit: top-level entries, files (nested included), bytes."""
     entries = len(used.top_level) + 1  # MANIFEST.json
-    if entries > max_top_level_entries:
+    if entries > limits.max_top_level_entries:
         raise VerificationError(
-            f"the bundle would have {entries} top-level entries; the limit is {max_top_level_entries}",
+            f"the bundle would have {entries} top-level entries; the limit is {limits.max_top_level_entries}",
             where=", ".join(used.top_level),
             fix="group files into directories, or raise bundle.limits.max_top_level_entries",
         )
-    if used.files + 1 > max_files:
+    if used.files + 1 > limits.max_files:
         raise VerificationError(
-            f"the bundle would hold {used.files + 1:,} files (nested included); the limit is {max_files:,}",
+            f"the bundle would hold {used.files + 1:,} files (nested included); "
+            f"the limit is {limits.max_files:,}",
             where=where,
             fix="pack fewer files (configs/ and weights/ are packed whole), or raise bundle.limits.max_files",
         )
-    if used.bytes > max_total_bytes:
+    if used.bytes > limits.max_total_bytes:
         raise VerificationError(
-            f"the bundle would be about {used.bytes:,} bytes; the limit is {max_total_bytes:,}",
+            f"the bundle would be about {used.bytes:,} bytes; the limit is {limits.max_total_bytes:,}",
             where=where,
             fix="drop large weights or wheels (the image may already have them), or raise "
             "bundle.limits.max_total_bytes",

@@ -29,6 +29,7 @@ from bundler import tempdirs
 from bundler.errors import BundlerError, VerificationError
 from bundler.fetch import warn_damaged
 from spectramind.shim.manifest import file_entries, file_sha256
+from spectramind.shim.verify import scan
 
 LAYOUT = 1  # bump when the tree layout or the compile options change: old cache entries then miss
 INSTALLER_NAME = b"spectramind-bundler\n"
@@ -166,15 +167,15 @@ def _load_listing(entry: Path) -> list[dict[str, object]] | None:
 
 def _check(tree: Path, listed: list[dict[str, object]]) -> str | None:
     """None when ``tree`` holds exactly the listed files with their hashes; else the first problem."""
-    present = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()}
+    present = scan(tree)  # the boot shim's listing: names and sizes, one stat per file
     names = {str(e["path"]) for e in listed}
-    if present != names:
-        odd = sorted(present ^ names)
+    if present.keys() != names:
+        odd = sorted(present.keys() ^ names)
         return f"{len(odd)} file(s) added or missing, e.g. {odd[0]}"
     for e in listed:
-        path = tree / str(e["path"])
-        if path.stat().st_size != e["size"] or file_sha256(path) != e["sha256"]:
-            return f"{e['path']} changed"
+        rel = str(e["path"])
+        if present[rel] != e["size"] or file_sha256(tree / rel) != e["sha256"]:
+            return f"{rel} changed"
     return None
 
 
@@ -197,11 +198,11 @@ def merge_trees(trees: list[Installed], site: Path) -> list[str]:
     return warnings
 
 
-def find_pyc(python_minor: str, preferred: Path | None = None) -> Pyc:
-    """The interpreter that compiles for the target (``preferred`` first), or why there is none."""
+def find_pyc(python_minor: str) -> Pyc:
+    """The interpreter that compiles for the target, or why there is none."""
     from bundler.interpreters import find_python, full_version
 
-    python = preferred if preferred is not None and preferred.exists() else find_python(python_minor)
+    python = find_python(python_minor)
     if python is None:
         return Pyc(
             None,

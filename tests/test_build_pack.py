@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bundler import pack
+from bundler.config import Limits
 from bundler.errors import UsageError, VerificationError
 
 
@@ -68,12 +69,12 @@ def test_stale_stages_of_dead_builds_are_removed_and_a_retired_bundle_restored(t
 def test_limits_count_top_level_entries_and_bytes(tmp_path: Path) -> None:
     for name in ("a", "b", "c"):
         (tmp_path / name).write_bytes(b"x" * 1000)
-    used = pack.check_limits(tmp_path, max_top_level_entries=4, max_total_bytes=10**6)
+    used = pack.check_limits(tmp_path, Limits(max_top_level_entries=4, max_total_bytes=10**6))
     assert used.top_level == ("a", "b", "c") and used.files == 3 and used.bytes == 3000
     with pytest.raises(VerificationError, match="4 top-level entries; the limit is 3"):
-        pack.check_limits(tmp_path, max_top_level_entries=3, max_total_bytes=10**6)
+        pack.check_limits(tmp_path, Limits(max_top_level_entries=3, max_total_bytes=10**6))
     with pytest.raises(VerificationError, match="the limit is 2,000"):
-        pack.check_limits(tmp_path, max_top_level_entries=10, max_total_bytes=2000)
+        pack.check_limits(tmp_path, Limits(max_top_level_entries=10, max_total_bytes=2000))
 
 
 def test_build_paths_match_whole_components_only(tmp_path: Path) -> None:

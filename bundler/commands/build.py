@@ -201,12 +201,9 @@ def step_site(inp: BuildInputs, st: BuildState) -> None:
                 st.wheels_dir(inp) / filename, sha, name=name, version=version, pyc=st.pyc, cache_dir=cache
             )
         )
-    limits = s.bundle.limits
     pack.check_totals(
         pack.Usage(("site",), sum(i.files for i in st.site), sum(i.bytes for i in st.site)),
-        max_top_level_entries=limits.max_top_level_entries,
-        max_total_bytes=limits.max_total_bytes,
-        max_files=limits.max_files,
+        s.bundle.limits,
         where=f"site/: {len(st.site)} installed distributions, checked before copying",
     )
     st.warnings += merge_trees(st.site, st.stage / "site")
@@ -216,16 +213,14 @@ def _copy_entries(
     inp: BuildInputs, st: BuildState, entries: list[str], dest: Path, exclude: Callable[[str], bool]
 ) -> None:
     """Copy config entries into the stage, once the limits allow what they would add."""
-    root, limits = inp.settings.root, inp.settings.bundle.limits
+    root = inp.settings.root
     sources = [inp.settings.path(entry) for entry in entries]
     adding = pack.measure([p for p in sources if p.exists()], project_root=root, exclude=exclude)
     staged = pack.usage(st.stage)
     top = {*staged.top_level, dest.relative_to(st.stage).parts[0]}
     pack.check_totals(
         pack.Usage(tuple(sorted(top)), staged.files + adding.files, staged.bytes + adding.bytes),
-        max_top_level_entries=limits.max_top_level_entries,
-        max_total_bytes=limits.max_total_bytes,
-        max_files=limits.max_files,
+        inp.settings.bundle.limits,
         where=f"{', '.join(entries)}: {adding.files:,} files, {adding.bytes:,} bytes, checked before copying",
     )
     for entry, src in zip(entries, sources, strict=True):
@@ -331,13 +326,7 @@ def step_checks(inp: BuildInputs, st: BuildState) -> None:
     needles = [str(s.root), str(st.stage), str(st.scratch), str(s.path(s.bundle.cache_dir))]
     pack.check_no_build_paths(st.stage, needles, skip=third_party)
     pack.check_wheel_for_paths(wheel, needles, where=project_wheel or f"site/ <- {wheel.name}")
-    limits = s.bundle.limits
-    st.usage = pack.check_limits(
-        st.stage,
-        max_top_level_entries=limits.max_top_level_entries,
-        max_total_bytes=limits.max_total_bytes,
-        max_files=limits.max_files,
-    )
+    st.usage = pack.check_limits(st.stage, s.bundle.limits)
 
 
 def _third_party_site(st: BuildState) -> Callable[[str], bool]:

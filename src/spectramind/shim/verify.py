@@ -94,15 +94,18 @@ def check_bundle(root: Path, manifest: dict[str, Any] | None = None, *, defer: b
     present = scan(root)
     report.missing = sorted(listed.keys() - present.keys())
     report.extra = sorted(present.keys() - listed.keys())
-    both = [(rel, e) for rel, e in listed.items() if present.get(rel, -2) == e["size"]]
-    report.modified = [rel for rel in listed.keys() & present.keys() if present[rel] != listed[rel]["size"]]
-    report.files = len(listed) - len(report.missing)
-    report.bytes = sum(max(present[rel], 0) for rel in listed.keys() & present.keys())
-    report.deferred = [e for rel, e in both if rel.startswith(DEFERRED)] if defer else []
-    for rel, entry in both if not defer else [(r, e) for r, e in both if not r.startswith(DEFERRED)]:
+    common = listed.keys() & present.keys()
+    report.files = len(common)
+    report.bytes = sum(max(present[rel], 0) for rel in common)
+    report.modified = [rel for rel in common if present[rel] != listed[rel]["size"]]
+    same_size = [listed[rel] for rel in common if present[rel] == listed[rel]["size"]]
+    report.deferred = [e for e in same_size if defer and str(e["path"]).startswith(DEFERRED)]
+    for entry in same_size:
+        if defer and str(entry["path"]).startswith(DEFERRED):
+            continue
         report.hashed_bytes += int(entry["size"])
-        if file_sha256(root / rel) != entry["sha256"]:
-            report.modified.append(rel)
+        if file_sha256(root / str(entry["path"])) != entry["sha256"]:
+            report.modified.append(str(entry["path"]))
     report.modified.sort()
     return report
 
