@@ -42,7 +42,7 @@ from bundler import pack, sandbox  # noqa: E402 - the repo root is put on sys.pa
 from bundler.image import load_image  # noqa: E402
 from bundler.pipenv import pip_env  # noqa: E402
 from bundler.siteinstall import Pyc, cached_tree, compile_tree, find_pyc, merge_trees  # noqa: E402
-from spectramind.shim.manifest import read_manifest  # noqa: E402
+from spectramind.shim.manifest import file_sha256, read_manifest  # noqa: E402
 
 PHASES = ("start", "verify", "check", "activate")
 TORCH_WHEEL = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
@@ -192,7 +192,7 @@ def torch_bundle(dest: Path, pyc: Pyc, cache: Path) -> Path:
     """A bundle whose site/ is torch alone, made by the build's own install, compile and manifest code."""
     tree = cached_tree(
         TORCH_WHEEL,
-        hash_of(TORCH_WHEEL),
+        file_sha256(TORCH_WHEEL),
         name="torch",
         version="2.13.0+cpu",
         pyc=pyc,
@@ -216,12 +216,6 @@ def torch_bundle(dest: Path, pyc: Pyc, cache: Path) -> Path:
         },
     )
     return dest
-
-
-def hash_of(path: Path) -> str:
-    from spectramind.shim.manifest import file_sha256
-
-    return file_sha256(path)
 
 
 def import_s(python: Path, env: dict[str, str], repeat: int, fresh_prefix: Path | None = None) -> float:
