@@ -27,6 +27,7 @@ COMMANDS = {
     "simulate": "bundler.commands.simulate",
     "push": "bundler.commands.push",
     "demo": "bundler.commands.demo",
+    "parity": "bundler.commands.parity",
     "probe": "bundler.freeze",  # probe --from-freeze; the live probe runs before any import (stdlib-only)
 }
 OVERRIDES_HELP = (
@@ -40,6 +41,11 @@ _EXAMPLES = {
     "simulate": ["simulate dist/bundle --budget 600", "simulate dist/bundle --json env=kaggle"],
     "push": ["push dist/bundle --dry-run", "push dist/bundle --wait --json"],
     "demo": ["demo", "demo --budget 60 env.seed=1337"],
+    "parity": [
+        "parity",
+        "parity --profiles default,ci --json",
+        "parity --profiles default,ci,kaggle --submission docker=outputs/parity-docker/submission.csv",
+    ],
     "probe": [
         "probe --out configs/images/my-image.json --name my-image --note 'Kaggle GPU image'",
         "probe --from-freeze freeze.txt --name my-image --python 3.12 --glibc 2.35",
@@ -58,6 +64,25 @@ class _Parser(argparse.ArgumentParser):
 
 def _epilog(name: str) -> str:
     return "examples:\n" + "\n".join(f"  {PROG} {line}" for line in _EXAMPLES[name])
+
+
+def _parity_arguments(parity: _Parser) -> None:
+    parity.add_argument(
+        "--profiles",
+        default="default,ci,docker,kaggle",
+        help="comma-separated, or none; the first submission is the reference",
+    )
+    parity.add_argument("--out", default=None, help="working folder (default: outputs/parity)")
+    parity.add_argument("--budget", type=float, default=600.0, help="sandbox time budget (kaggle profile)")
+    parity.add_argument(
+        "--submission",
+        action="append",
+        metavar="NAME=PATH",
+        help="also compare a submission made elsewhere (e.g. in the docker container); repeatable",
+    )
+    parity.add_argument(
+        "overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP + "; passed to every step"
+    )
 
 
 def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
@@ -133,6 +158,10 @@ def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
     demo.add_argument("--budget", type=float, default=600.0, help="sandbox time budget in seconds")
     demo.add_argument(
         "overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP + "; passed to every step"
+    )
+
+    _parity_arguments(
+        add("parity", "run each profile on a small dataset; compare the submissions byte for byte")
     )
 
     from bundler.probe import add_arguments

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from bundler import cli as bundler_cli
-from bundler.commands.demo import _Run
 from bundler.config import load
 from bundler.errors import BundlerError
+from bundler.steps import Steps
 from spectramind import __version__
 from spectramind import cli as spectramind_cli
 
@@ -154,11 +154,11 @@ def test_demo_passes_overrides_to_every_step() -> None:
     """Each demo step gets the demo's overrides, after its options (bin/demo.sh hands on "$@")."""
     assert 'exec python -m bundler demo "$@"' in (REPO / "bin" / "demo.sh").read_text()
     settings = load([])
-    ok = _Run(settings, ["env.seed=7"]).step(
+    ok = Steps(settings, ["env.seed=7"]).step(
         "lock-check", ["bundler", "lock", "--check", "--json"], want_json=True
     )
     assert ok["ok"] is True
-    broken = _Run(settings, ["env=nonexistent"])  # proves the override reaches the step's command
+    broken = Steps(settings, ["env=nonexistent"])  # proves the override reaches the step's command
     with pytest.raises(BundlerError, match="demo step 'lock-check' failed with exit 2"):
         broken.step("lock-check", ["bundler", "lock", "--check"])
 

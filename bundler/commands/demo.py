@@ -8,84 +8,26 @@ exactly as a user would type it, and the summary collects their ``--json`` resul
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 
 from bundler.config import Settings, load
-from bundler.errors import BundlerError
 from bundler.output import Result, console
+from bundler.steps import Steps, ensure_weights
 
 _DATA_MARKER = "sample_submission.csv"
-
-
-@dataclass
-class _Run:
-    settings: Settings
-    overrides: list[str]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def step(self, name: str, argv: list[str], *, want_json: bool = False, ok: tuple[int, ...] = (0,)) -> Any:
-        """Run one CLI step with the demo's overrides; its progress goes to stderr, its --json result
-        is returned. Every step gets the overrides here, so no step can miss them."""
-        argv = [*argv, *self.overrides]
-        console.print(Text.assemble(("▶ ", "bold cyan"), (name, "bold"), f"  $ {' '.join(argv)}"))
-        started = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", *argv],
-            cwd=self.settings.root,
-            stdout=subprocess.PIPE if want_json else sys.stderr,
-            text=True,
-            check=False,
-        )
-        elapsed = round(time.monotonic() - started, 2)
-        self.timings[name] = round(self.timings.get(name, 0.0) + elapsed, 2)
-        if proc.returncode not in ok:
-            raise BundlerError(
-                f"demo step '{name}' failed with exit {proc.returncode}",
-                where=f"python -m {' '.join(argv)} (in {self.settings.root})",
-                fix="read the step's error above; run that command alone to reproduce it",
-            )
-        console.print(Text.assemble(("✓ ", "bold green"), f"{name} ({elapsed} s)"))
-        if not want_json:
-            return proc.returncode
-        try:
-            return json.loads(proc.stdout)
-        except json.JSONDecodeError as exc:
-            raise BundlerError(
-                f"demo step '{name}' did not print one JSON object",
-                where=f"python -m {' '.join(argv)}",
-                fix="a --json command must keep stdout to one JSON object; report this as a bug",
-            ) from exc
 
 
 def _data_root(settings: Settings) -> Path:
     return settings.path(str(settings.cfg.data.root))
 
 
-def _ensure_weights(run: _Run) -> str:
-    """Weights from the workspace or DVC; train when neither has them."""
-    from bundler import dvc
-
-    try:
-        states = dvc.ensure_weights(run.settings.root, list(run.settings.bundle.weights))
-    except BundlerError as error:
-        console.print(Text(f"weights not available through DVC ({error.what}); training them instead"))
-        run.step("train", ["spectramind.cli", "train"])
-        return "trained"
-    return ", ".join(sorted({s.state for s in states})) or "none"
-
-
 def run(args: argparse.Namespace) -> Result:
     overrides = list(args.overrides)
     settings = load(overrides, args.config_dir)
-    demo = _Run(settings, overrides)
+    demo = Steps(settings, overrides)
     started = time.monotonic()
 
     data = _data_root(settings)
@@ -93,7 +35,7 @@ def run(args: argparse.Namespace) -> Result:
         console.print(Text(f"demo data present in {data} (delete it to regenerate)"))
     else:
         demo.step("make-data", ["spectramind.cli", "make-data"])
-    weights = _ensure_weights(demo)
+    weights = ensure_weights(demo)
 
     lock_state = "up to date"
     if demo.step("lock-check", ["bundler", "lock", "--check"], ok=(0, 1)) != 0:
