@@ -19,12 +19,17 @@ from typing import Any
 import pytest
 
 from bundler.cli import main
+from bundler.config import load
+from bundler.fetch import IndexClient
 from bundler.lockfile import parse_lock
+from bundler.tags import target_tags
+from bundler.wheelhouse import pick_file
 from tests.support.images import image_manifest
 from tests.support.index import LocalIndex, serve_index
 from tests.support.wheels import make_wheel
 
 IMAGE = [("heavy", "1.0"), ("light", "1.0")]
+PYPI = "https://pypi.org/simple"
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +156,25 @@ def test_extra_that_conflicts_with_the_base_lock_keeps_the_old_extra_lock(
     assert code == 1 and "cannot be resolved" in data["what"] and "light" in data["what"]
     assert data["where"].endswith("requirements-symb.in")
     assert (project / "requirements-symb.lock").read_bytes() == old
+
+
+@pytest.mark.network
+def test_real_symbolic_extra_locks_z3_for_the_target_against_the_committed_base(
+    tmp_path: Path, repo: Path
+) -> None:
+    """PyPI, metadata only: the committed base lock is kept, sympy and mpmath come from it (torch's),
+    the extra adds z3-solver with the hash of a wheel the target can install."""
+    shutil.copytree(repo / "configs", tmp_path / "configs")
+    for name in ("requirements.in", "requirements.lock", "requirements-symbolic.in"):
+        shutil.copy(repo / name, tmp_path / name)
+    overrides = [f"bundle.cache_dir={tmp_path / 'cache'}", "bundle.extras=[symbolic]"]
+    assert main(["lock", "--config-dir", str(tmp_path / "configs"), *overrides]) == 0
+    assert (tmp_path / "requirements.lock").read_bytes() == (repo / "requirements.lock").read_bytes()
+    pins = {p.name: p for p in parse_lock(tmp_path / "requirements-symbolic.lock").pins}
+    base = {p.name: p.version for p in parse_lock(repo / "requirements.lock").pins}
+    assert "z3-solver" in pins and {"sympy", "mpmath"} <= set(base) and not {"sympy", "mpmath"} & set(pins)
+    z3 = pins["z3-solver"]
+    settings = load(["bundle.extras=[symbolic]"], str(tmp_path / "configs"))
+    chosen = pick_file(z3, IndexClient(PYPI).project_files("z3-solver"), target_tags(settings.target), "z3")
+    assert chosen.filename.endswith("_x86_64.whl") and "manylinux" in chosen.filename
+    assert chosen.sha256 in z3.hashes

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundler import dvc, kernels, outlock, pack, secrets, tempdirs
+from bundler import dvc, extras, kernels, outlock, pack, secrets, tempdirs
 from bundler.config import Settings, load
 from bundler.errors import UsageError
 from bundler.image import load_image
@@ -127,8 +127,10 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
         raise UsageError("--out may not be named 'kernels'", where=str(out), fix="use dist/bundle")
     b = settings.bundle
     content = [b.project_dir, *b.configs, *b.weights, "bin/kaggle-boot.sh"]
-    if lock.is_relative_to(settings.root):
-        content.append(lock.relative_to(settings.root).as_posix())
+    asked = extras.resolve(list(b.extras), settings.path(b.requirements_in), lock)
+    for path in (lock, *(e.lock for e in asked)):  # an extra's lock is packed too (in requirements.lock)
+        if path.is_relative_to(settings.root):
+            content.append(path.relative_to(settings.root).as_posix())
     commit, commit_time = git_info(settings.root, content)
     return BuildInputs(
         settings=settings,

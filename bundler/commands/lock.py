@@ -19,6 +19,10 @@ but the image's torch (``2.13.0+cpu``) does not need them, and the image's torch
 kernel runs. Taking the Requires-Dist the probe recorded inside the image keeps the lock to what
 the image really needs. A package locked at a version the image does not have gets its real
 metadata from the index, so nothing is hidden where the bundle installs something new.
+
+Extras (``bundle.extras=[NAME]``, see `bundler.extras`): each ``requirements-NAME.in`` is resolved
+with every pin of the base lock as a hard constraint (the image's other versions as above), and
+``requirements-NAME.lock`` keeps only the pins it adds. An up-to-date base lock is kept as it is.
 """
 
 from __future__ import annotations
