@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bundler.errors import BundlerError, UsageError
 from bundler.lockfile import Lock, check_fresh, check_target, parse_lock
@@ -93,3 +94,13 @@ def load(extra: Extra, base: Lock, target: str, image: str, image_sha256: str) -
             fix=relock,
         )
     return parsed
+
+
+def record(name: str, lock: Lock, packages: list[dict[str, str]]) -> dict[str, Any]:
+    """How MANIFEST.json and the build's result name an extra: its lock and what it brings for the target."""
+    return {
+        "name": name,
+        "lock": lock.path.name,
+        "lock_sha256": lock.sha256,
+        "packages": sorted(packages, key=lambda p: p["name"]),
+    }

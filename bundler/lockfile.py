@@ -295,3 +295,19 @@ def check_target(lock: Lock, target: str, image: str, image_sha256: str, relock:
             where=where,
             fix=relock,
         )
+
+
+_PIN_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==")
+
+
+def drop_pins(text: str, names: set[str]) -> str:
+    """pip-tools text without the pins of ``names`` (each pin with its indented --hash/# via lines)."""
+    out: list[str] = []
+    dropping = False
+    for line in text.splitlines(keepends=True):
+        if not (line[:1].isspace() and line.strip()):  # a new pin, a comment or a blank line
+            match = _PIN_NAME.match(line)
+            dropping = bool(match) and str(canonicalize_name(match.group(1) if match else "")) in names
+        if not dropping:
+            out.append(line)
+    return "".join(out)

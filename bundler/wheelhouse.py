@@ -258,7 +258,7 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
     env = marker_environment(settings.target, image.python)
     jobs: list[_Job] = []
     skipped: list[dict[str, str]] = []
-    seen: dict[str, tuple[str, LockedPin]] = {}
+    seen: dict[str, tuple[str, str, LockedPin]] = {}
     shipped: dict[str, list[dict[str, str]]] = {name: [] for name, _ in locks[1:]}
     pins = [(extra, lockf.path, pin) for extra, lockf in locks for pin in lockf.pins]
     for extra, path, pin in pins:
@@ -268,24 +268,17 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
         if extra:
             shipped[extra].append({"name": pin.name, "version": pin.version})
         if pin.name in seen:
-            first, earlier = seen[pin.name]
+            first, first_where, earlier = seen[pin.name]
             if first != extra and earlier.version == pin.version:
                 continue  # two extras add the same package at the same version: once is enough
-            if first != extra:
-                raise BundlerError(
-                    f"{pin.name} is pinned at {earlier.version} by {_origin(first)} and at {pin.version} "
-                    f"by {_origin(extra)}",
-                    where=where,
-                    fix=f"pin one version of {pin.name} in the extras' requirements files, then "
-                    f"`{extras.lock_command([e.name for e in asked])}`",
-                )
             raise BundlerError(
-                f"{pin.name} is pinned twice for the target ({earlier.version} at line "
-                f"{earlier.line} and {pin.version})",
+                f"{pin.name} is pinned twice for the target ({earlier.version} at {first_where} and "
+                f"{pin.version})",
                 where=where,
-                fix="re-lock with `python -m bundler lock`",
+                fix="pin one version of it in the requirements files, then re-lock with "
+                f"`{extras.lock_command([e.name for e in asked]) if asked else 'python -m bundler lock'}`",
             )
-        seen[pin.name] = (extra, pin)
+        seen[pin.name] = (extra, where, pin)
         if image.has(pin.name, pin.version) and (
             not settings.bundle.self_contained or image.built_for_image(pin.name)
         ):
@@ -299,20 +292,8 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
             f"target {settings.target.name} is {settings.target.abi} but image manifest "
             f"{settings.target.image} was captured on {image.abi}: check target.image"
         )
-    described: list[dict[str, Any]] = [
-        {
-            "name": name,
-            "lock": lockf.path.name,
-            "lock_sha256": lockf.sha256,
-            "packages": sorted(shipped[name], key=lambda p: p["name"]),
-        }
-        for name, lockf in locks[1:]
-    ]
+    described = [extras.record(name, lockf, shipped[name]) for name, lockf in locks[1:]]
     return _Plan(jobs, sorted(skipped, key=lambda s: s["name"]), image, env, tags, warnings, described)
-
-
-def _origin(extra: str) -> str:
-    return f"extra '{extra}'" if extra else "the base lock"
 
 
 def check_gpu_stack(image: ImageManifest, pins: list[LockedPin], where: str) -> None:

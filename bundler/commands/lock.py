@@ -393,7 +393,7 @@ def _lock_extra(
         + f" extra={extra.name} base-lock-sha256={base.sha256}"
         + f"\n# resolved by uv {resolver.uv_version()} for python {python} on {platform} against "
         + f"{base.path.name}; the packages extra '{extra.name}' adds to it\n"
-        + drop_pins(resolution.text, set(base_pins))
+        + lockfile.drop_pins(resolution.text, set(base_pins))
     )
     atomic_write(extra.lock, text.encode())
     item = {
@@ -404,19 +404,3 @@ def _lock_extra(
         "report": report.to_json(),
     }
     return item, report.messages()
-
-
-def drop_pins(text: str, names: set[str]) -> str:
-    """pip-tools text without the pins of ``names`` (each pin with its indented --hash/# via lines)."""
-    out: list[str] = []
-    dropping = False
-    for line in text.splitlines(keepends=True):
-        if line[:1].isspace() and line.strip():
-            if not dropping:
-                out.append(line)
-            continue
-        pin = resolver.parse_pins(line)[0]
-        dropping = bool(pin) and next(iter(pin)) in names
-        if not dropping:
-            out.append(line)
-    return "".join(out)
