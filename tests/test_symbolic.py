@@ -7,7 +7,6 @@ is reproduced by blocking the import (``sys.modules["z3"] = None``, Python's own
 from __future__ import annotations
 
 import json
-import math
 import sys
 import tomllib
 from pathlib import Path
@@ -63,10 +62,7 @@ def test_each_broken_bound_is_named_with_its_column_and_exact_edges_count(tmp_pa
     grid = wavelengths()
     grid[5] = grid[4]  # a repeated wavelength: not strictly increasing
     report = symbolic.check_files(sub, write_grid(tmp_path / "wavelengths.csv", grid))
-    found = {
-        (v["row"], v["bound"], v["column"], "nan" if math.isnan(v["value"]) else v["value"])
-        for v in report["violations"]
-    }
+    found = {(v["row"], v["bound"], v["column"], v["value"]) for v in report["violations"]}
     assert report["ok"] is False and report["rows"] == 3
     assert found == {
         ("10", "finite", "sigma_3", "nan"),
@@ -76,6 +72,7 @@ def test_each_broken_bound_is_named_with_its_column_and_exact_edges_count(tmp_pa
         ("wavelengths.csv", "wavelengths increasing", "wl_6", 0.0),
     }
     assert len(report["violations"]) == 5
+    json.dumps(report, allow_nan=False)  # predict_summary.json stays strict JSON
 
 
 def test_the_solver_names_every_broken_bound_not_just_one_core() -> None:
@@ -137,3 +134,15 @@ def test_every_extra_is_a_dev_install_extra_with_the_same_requirements() -> None
     for name in names:
         lines = (REPO / f"requirements-{name}.in").read_text().splitlines()
         assert optional.get(name) == [line for line in lines if line and not line.startswith("#")], name
+
+
+def test_the_log_lists_five_violations_and_counts_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = {str(i): (np.full(N_WL, -0.5), np.full(N_WL, 0.001)) for i in range(7)}
+    rows["3"][1][0] = float("inf")
+    report = symbolic.check_output(write_submission(tmp_path / "s.csv", rows), tmp_path / "absent.csv")
+    assert report["rows"] == 7 and len(report["violations"]) == 8
+    err = capsys.readouterr().err
+    assert "8 violation(s): 0 depth >= 0 (wl_1=-0.5); 1 depth >= 0 (wl_1=-0.5);" in err
+    assert "3 finite (sigma_1=inf)" in err and "and 3 more" in err

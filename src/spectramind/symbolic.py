@@ -47,7 +47,7 @@ class Violation:
     row: str  # a planet_id, or "wavelengths.csv"
     bound: str
     column: str
-    value: float
+    value: float | str  # "nan", "inf", "-inf" for what JSON cannot hold
 
 
 def available() -> bool:
@@ -84,7 +84,7 @@ def check_row(row: str, columns: list[str], depth: np.ndarray, sigma: np.ndarray
     """The violations of one submission row (``columns``: its header without planet_id)."""
     values = np.concatenate([depth, sigma])
     found = [
-        Violation(row, "finite", columns[i], float(values[i])) for i in np.flatnonzero(~np.isfinite(values))
+        Violation(row, "finite", columns[i], str(values[i])) for i in np.flatnonzero(~np.isfinite(values))
     ]
     where: dict[str, tuple[str, float]] = {}
     for fact, part, offset, lowest in (
@@ -106,7 +106,7 @@ def check_row(row: str, columns: list[str], depth: np.ndarray, sigma: np.ndarray
 def check_wavelengths(columns: list[str], grid: np.ndarray) -> list[Violation]:
     """The violations of the wavelength grid (one row of wavelengths.csv): finite, strictly increasing."""
     found = [
-        Violation("wavelengths.csv", "finite", columns[i], float(grid[i]))
+        Violation("wavelengths.csv", "finite", columns[i], str(grid[i]))
         for i in np.flatnonzero(~np.isfinite(grid))
     ]
     steps = np.diff(np.where(np.isfinite(grid), grid, np.nan))
@@ -153,15 +153,16 @@ def check_output(submission: Path, wavelengths: Path) -> dict[str, Any]:
         log(f"predict: {MISSING}")
         return {"checked": False, "reason": MISSING}
     report = check_files(submission, wavelengths)
-    shown = [f"{v['row']} {v['bound']} ({v['column']}={v['value']:.6g})" for v in report["violations"][:5]]
-    more = len(report["violations"]) - len(shown)
-    log(
-        f"predict: bounds check of {report['rows']} row(s): "
-        + (
-            f"{len(report['violations'])} violation(s): {'; '.join(shown)}"
-            + (f" and {more} more" if more else "")
-            if shown
-            else "all within bounds"
-        )
+    violations = report["violations"]
+    listed = "; ".join(_describe(v) for v in violations[:5]) + (
+        f" and {len(violations) - 5} more" if len(violations) > 5 else ""
     )
+    verdict = f"{len(violations)} violation(s): {listed}" if violations else "all within bounds"
+    log(f"predict: bounds check of {report['rows']} row(s): {verdict}")
     return report
+
+
+def _describe(violation: dict[str, Any]) -> str:
+    value = violation["value"]
+    shown = value if isinstance(value, str) else f"{value:.6g}"
+    return f"{violation['row']} {violation['bound']} ({violation['column']}={shown})"
