@@ -307,7 +307,7 @@ def drop_pins(text: str, names: set[str]) -> str:
     for line in text.splitlines(keepends=True):
         if not (line[:1].isspace() and line.strip()):  # a new pin, a comment or a blank line
             match = _PIN_NAME.match(line)
-            dropping = bool(match) and str(canonicalize_name(match.group(1) if match else "")) in names
+            dropping = match is not None and str(canonicalize_name(match.group(1))) in names
         if not dropping:
             out.append(line)
     return "".join(out)

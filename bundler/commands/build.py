@@ -23,7 +23,7 @@ from typing import Any
 
 from bundler import dvc, extras, kernels, outlock, pack, secrets, tempdirs
 from bundler.config import Settings, load
-from bundler.errors import UsageError
+from bundler.errors import BundlerError, UsageError
 from bundler.image import load_image
 from bundler.output import Result, console
 from bundler.projectwheel import ProjectWheel, build_project_wheel
@@ -281,15 +281,15 @@ def step_lock(inp: BuildInputs, st: BuildState) -> None:
     if st.wheelhouse.extras:  # one lock in the bundle: wheels-mode boot and `spectramind test` read it
         text = inp.lock.read_bytes().rstrip(b"\n") + b"\n"
         for extra in st.wheelhouse.extras:
-            text += extras_lock_bytes(inp.lock.parent / extra["lock"], extra["lock_sha256"])
+            text += _extra_lock_bytes(inp.lock.parent / extra["lock"], extra["lock_sha256"])
         atomic_write(st.stage / "requirements.lock", text)
 
 
-def extras_lock_bytes(path: Path, sha256: str) -> bytes:
+def _extra_lock_bytes(path: Path, sha256: str) -> bytes:
     """An extra's lock as the wheelhouse read it (a lock re-written during the build is refused)."""
     data = path.read_bytes()
     if pack.sha256_bytes(data) != sha256:
-        raise UsageError(
+        raise BundlerError(
             "the lock changed while the bundle was being built", where=str(path), fix="run the build again"
         )
     return data
