@@ -50,6 +50,7 @@ class BundleSettings:
     kernel: KernelShape = field(default_factory=KernelShape)
     self_contained: bool = False  # ship what the image has too (not its own builds: +cpu, CUDA libs)
     allow_missing_weights: bool = False  # absent weights entries: a warning, not an error
+    extras: list[str] = field(default_factory=list)  # optional extras shipped (requirements-NAME.in)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class LockHeader:
     image: str
     image_sha256: str
     line: int
+    extra: str | None = None  # set in an extra's lock: the extra it holds
+    base_lock_sha256: str | None = None  # in an extra's lock: the sha256 of the lock it extends
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def parse_header(line: str, number: int, path: Path) -> LockHeader:
         image=fields["image"],
         image_sha256=fields["image-sha256"].lower(),
         line=number,
+        extra=fields.get("extra"),
+        base_lock_sha256=fields["base-lock-sha256"].lower() if fields.get("base-lock-sha256") else None,
     )
 
 
@@ -254,13 +258,13 @@ def requirements_sha256(path: Path, _seen: tuple[Path, ...] = ()) -> str:
     return digest.hexdigest()
 
 
-def check_fresh(lock: Lock, requirements_in: Path) -> None:
+def check_fresh(lock: Lock, requirements_in: Path, relock: str = RELOCK) -> None:
     """Fail with "lock out of date" when requirements.in changed since the lock was written."""
     if lock.header is None:
         raise BundlerError(
             f"lock has no '{HEADER_PREFIX}' header, so it cannot be checked against requirements.in",
             where=f"{lock.path}:1",
-            fix=RELOCK,
+            fix=relock,
         )
     actual = requirements_sha256(requirements_in)
     if actual != lock.header.requirements_in_sha256:
@@ -268,26 +272,42 @@ def check_fresh(lock: Lock, requirements_in: Path) -> None:
             f"lock out of date: {requirements_in.name} changed since the lock was written (it or a file it "
             f"includes; sha256 {actual[:12]}… vs {lock.header.requirements_in_sha256[:12]}… in the lock)",
             where=f"{lock.path}:{lock.header.line}",
-            fix=RELOCK,
+            fix=relock,
         )
 
 
-def check_target(lock: Lock, target: str, image: str, image_sha256: str) -> None:
+def check_target(lock: Lock, target: str, image: str, image_sha256: str, relock: str = RELOCK) -> None:
     """Fail when the lock was resolved for another target or another capture of the image."""
     header = lock.header
     if header is None:
-        raise BundlerError(f"lock has no '{HEADER_PREFIX}' header", where=f"{lock.path}:1", fix=RELOCK)
+        raise BundlerError(f"lock has no '{HEADER_PREFIX}' header", where=f"{lock.path}:1", fix=relock)
     where = f"{lock.path}:{header.line}"
     if header.target != target or header.image != image:
         raise BundlerError(
             f"lock was resolved for target={header.target} image={header.image}, "
             f"but this build is for target={target} image={image}",
             where=where,
-            fix=f"{RELOCK} target={target}, or build with target={header.target}",
+            fix=f"{relock} target={target}, or build with target={header.target}",
         )
     if header.image_sha256 != image_sha256:
         raise BundlerError(
             f"lock out of date: image manifest '{image}' changed since the lock was written",
             where=where,
-            fix=RELOCK,
+            fix=relock,
         )
+
+
+_PIN_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==")
+
+
+def drop_pins(text: str, names: set[str]) -> str:
+    """pip-tools text without the pins of ``names`` (each pin with its indented --hash/# via lines)."""
+    out: list[str] = []
+    dropping = False
+    for line in text.splitlines(keepends=True):
+        if not (line[:1].isspace() and line.strip()):  # a new pin, a comment or a blank line
+            match = _PIN_NAME.match(line)
+            dropping = match is not None and str(canonicalize_name(match.group(1))) in names
+        if not dropping:
+            out.append(line)
+    return "".join(out)

@@ -34,6 +34,7 @@ class Package:
     origin: str  # index | built | project | image
     filename: str | None = None
     sha256: str | None = None
+    extra: str | None = None  # the optional extra (bundle.extras) that brought it in
 
 
 def _component(pkg: Package) -> Component:
@@ -42,6 +43,8 @@ def _component(pkg: Package) -> Component:
     properties = [Property(name="spectramind:origin", value=pkg.origin)]
     if pkg.filename:
         properties.append(Property(name="spectramind:filename", value=pkg.filename))
+    if pkg.extra:
+        properties.append(Property(name="spectramind:extra", value=pkg.extra))
     properties.append(
         Property(name="spectramind:installed-by", value="image" if pkg.origin == "image" else "bundle")
     )
@@ -59,7 +62,9 @@ def _component(pkg: Package) -> Component:
 def make_sbom(*, bundle_name: str, version: str, packages: list[Package], created_epoch: int) -> str:
     """The SBOM as a JSON string (deterministic for the same inputs)."""
     ordered = sorted(packages, key=lambda p: (str(canonicalize_name(p.name)), p.version, p.origin))
-    fingerprint = "\n".join(f"{p.name} {p.version} {p.origin} {p.sha256}" for p in ordered)
+    fingerprint = "\n".join(
+        f"{p.name} {p.version} {p.origin} {p.sha256}" + (f" {p.extra}" if p.extra else "") for p in ordered
+    )
     serial = uuid.uuid5(_NAMESPACE, f"{bundle_name} {version}\n{fingerprint}")
     root = Component(name=bundle_name, version=version, type=ComponentType.APPLICATION, bom_ref=bundle_name)
     bom = Bom(

@@ -1,6 +1,7 @@
 """The target-platform wheelhouse of ``python -m bundler build``: the delta the image lacks.
 
-Steps: read the lock (fresh against requirements.in and the image manifest) → keep the pins whose
+Steps: read the lock (fresh against requirements.in and the image manifest), and the lock of each
+extra in ``bundle.extras`` (fresh against its requirements file and the base lock) → keep the pins whose
 markers hold on the target and that the image lacks at that version → for each, pick the target's
 best wheel whose sha256 the lock allows (or the sdist, built when pure Python) → fetch through the
 content-addressed cache → clobber check of image + delta → copy into ``dest``.
@@ -30,7 +31,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from bundler import tempdirs
+from bundler import extras, tempdirs
 from bundler.clobber import Installed, check_clobber, wheel_requires
 from bundler.config import Settings
 from bundler.errors import BundlerError, VerificationError
@@ -71,6 +72,8 @@ class WheelhouseResult:
     bytes_total: int
     warnings: list[str]
     network_requests: int  # HTTP requests made (0 on a warm rebuild)
+    # one per extra in bundle.extras: name, lock (file name), lock_sha256, packages [{name, version}]
+    extras: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class WheelhouseResult:
             "bytes_total": self.bytes_total,
             "warnings": self.warnings,
             "network_requests": self.network_requests,
+            "extras": self.extras,
         }
 
 
@@ -236,6 +240,7 @@ class _Plan:
     marker_env: dict[str, str]
     tags: TargetTags
     warnings: list[str]
+    extras: list[dict[str, Any]]
 
 
 def _plan(settings: Settings, lock: Path) -> _Plan:
@@ -243,23 +248,37 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
     parsed = parse_lock(lock)
     check_fresh(parsed, settings.path(settings.bundle.requirements_in))
     check_target(parsed, settings.target.name, settings.target.image, image.sha256)
+    asked = extras.resolve(list(settings.bundle.extras), settings.path(settings.bundle.requirements_in), lock)
+    locks = [("", parsed)]
+    locks += [
+        (e.name, extras.load(e, parsed, settings.target.name, settings.target.image, image.sha256))
+        for e in asked
+    ]
     tags = target_tags(settings.target)
     env = marker_environment(settings.target, image.python)
     jobs: list[_Job] = []
     skipped: list[dict[str, str]] = []
-    seen: dict[str, LockedPin] = {}
-    for pin in parsed.pins:
+    seen: dict[str, tuple[str, str, LockedPin]] = {}
+    shipped: dict[str, list[dict[str, str]]] = {name: [] for name, _ in locks[1:]}
+    pins = [(extra, lockf.path, pin) for extra, lockf in locks for pin in lockf.pins]
+    for extra, path, pin in pins:
         if not marker_applies(pin.markers, env):
             continue
-        where = f"{lock}:{pin.line}"
+        where = f"{path}:{pin.line}"
+        if extra:
+            shipped[extra].append({"name": pin.name, "version": pin.version})
         if pin.name in seen:
+            first, first_where, earlier = seen[pin.name]
+            if first != extra and earlier.version == pin.version:
+                continue  # two extras add the same package at the same version: once is enough
             raise BundlerError(
-                f"{pin.name} is pinned twice for the target ({seen[pin.name].version} at line "
-                f"{seen[pin.name].line} and {pin.version})",
+                f"{pin.name} is pinned twice for the target ({earlier.version} at {first_where} and "
+                f"{pin.version})",
                 where=where,
-                fix="re-lock with `python -m bundler lock`",
+                fix="pin one version of it in the requirements files, then re-lock with "
+                f"`{extras.lock_command([e.name for e in asked]) if asked else 'python -m bundler lock'}`",
             )
-        seen[pin.name] = pin
+        seen[pin.name] = (extra, where, pin)
         if image.has(pin.name, pin.version) and (
             not settings.bundle.self_contained or image.built_for_image(pin.name)
         ):
@@ -273,7 +292,8 @@ def _plan(settings: Settings, lock: Path) -> _Plan:
             f"target {settings.target.name} is {settings.target.abi} but image manifest "
             f"{settings.target.image} was captured on {image.abi}: check target.image"
         )
-    return _Plan(jobs, sorted(skipped, key=lambda s: s["name"]), image, env, tags, warnings)
+    described = [extras.record(name, lockf, shipped[name]) for name, lockf in locks[1:]]
+    return _Plan(jobs, sorted(skipped, key=lambda s: s["name"]), image, env, tags, warnings, described)
 
 
 def check_gpu_stack(image: ImageManifest, pins: list[LockedPin], where: str) -> None:
@@ -410,6 +430,7 @@ def build_wheelhouse(
         bytes_total=sum(r.size for r in records),
         warnings=plan.warnings + warnings,
         network_requests=fetcher.client.requests,
+        extras=plan.extras,
     )
 
 

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundler import dvc, kernels, outlock, pack, secrets, tempdirs
+from bundler import dvc, extras, kernels, outlock, pack, secrets, tempdirs
 from bundler.config import Settings, load
-from bundler.errors import UsageError
+from bundler.errors import BundlerError, UsageError
 from bundler.image import load_image
 from bundler.output import Result, console
 from bundler.projectwheel import ProjectWheel, build_project_wheel
@@ -127,8 +127,10 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
         raise UsageError("--out may not be named 'kernels'", where=str(out), fix="use dist/bundle")
     b = settings.bundle
     content = [b.project_dir, *b.configs, *b.weights, "bin/kaggle-boot.sh"]
-    if lock.is_relative_to(settings.root):
-        content.append(lock.relative_to(settings.root).as_posix())
+    asked = extras.resolve(list(b.extras), settings.path(b.requirements_in), lock)
+    for path in (lock, *(e.lock for e in asked)):  # an extra's lock is packed too (in requirements.lock)
+        if path.is_relative_to(settings.root):
+            content.append(path.relative_to(settings.root).as_posix())
     commit, commit_time = git_info(settings.root, content)
     return BuildInputs(
         settings=settings,
@@ -276,6 +278,21 @@ def step_boot(inp: BuildInputs, st: BuildState) -> None:
 
 def step_lock(inp: BuildInputs, st: BuildState) -> None:
     pack.copy_file(inp.lock, st.stage / "requirements.lock", project_root=inp.lock.parent)
+    if st.wheelhouse.extras:  # one lock in the bundle: wheels-mode boot and `spectramind test` read it
+        text = inp.lock.read_bytes().rstrip(b"\n") + b"\n"
+        for extra in st.wheelhouse.extras:
+            text += _extra_lock_bytes(inp.lock.parent / extra["lock"], extra["lock_sha256"])
+        atomic_write(st.stage / "requirements.lock", text)
+
+
+def _extra_lock_bytes(path: Path, sha256: str) -> bytes:
+    """An extra's lock as the wheelhouse read it (a lock re-written during the build is refused)."""
+    data = path.read_bytes()
+    if pack.sha256_bytes(data) != sha256:
+        raise BundlerError(
+            "the lock changed while the bundle was being built", where=str(path), fix="run the build again"
+        )
+    return data
 
 
 def step_metadata(inp: BuildInputs, st: BuildState) -> None:
@@ -293,6 +310,7 @@ def step_metadata(inp: BuildInputs, st: BuildState) -> None:
 def step_sbom(inp: BuildInputs, st: BuildState) -> None:
     assert st.project_wheel is not None  # noqa: S101 -- step order
     wheel = st.project_wheel
+    in_extra = {p["name"]: e["name"] for e in st.wheelhouse.extras for p in e["packages"]}
     # "downloaded" vs "cache" is build history, not content: both are "index" so rebuilds match.
     packages = [
         Package(
@@ -301,11 +319,15 @@ def step_sbom(inp: BuildInputs, st: BuildState) -> None:
             "built" if r.origin == "built" else "index",
             r.filename,
             r.sha256,
+            extra=in_extra.get(r.name),
         )
         for r in st.wheelhouse.wheels
     ]
     packages.append(Package(wheel.name, wheel.version, "project", wheel.filename, wheel.sha256))
-    packages += [Package(p["name"], p["version"], "image") for p in st.wheelhouse.skipped]
+    packages += [
+        Package(p["name"], p["version"], "image", extra=in_extra.get(p["name"]))
+        for p in st.wheelhouse.skipped
+    ]
     text = make_sbom(
         bundle_name=inp.settings.bundle.dataset.rsplit("/", 1)[-1],
         version=wheel.version,
@@ -352,7 +374,7 @@ def step_manifest(inp: BuildInputs, st: BuildState) -> None:
         {
             "target": {"python": target.python, "abi": target.abi, "platforms": list(target.platforms)},
             "image": {"name": image.name, "sha256": image.sha256},
-            "lock_sha256": pack.sha256_bytes(inp.lock.read_bytes()),
+            "lock_sha256": pack.sha256_bytes((st.stage / "requirements.lock").read_bytes()),
             "git_commit": inp.git_commit,
             "created": pack.created_iso(inp.epoch),
             "skipped": sorted(st.wheelhouse.skipped, key=lambda p: (p["name"], p["version"])),
@@ -363,6 +385,7 @@ def step_manifest(inp: BuildInputs, st: BuildState) -> None:
                 for i in sorted(st.site, key=lambda i: i.name)
             ],
             "pyc": st.pyc.manifest() if st.pyc is not None else {"mode": "none", "reason": "wheels mode"},
+            **({"extras": st.wheelhouse.extras} if st.wheelhouse.extras else {}),
         },
     )
     pack.set_times(st.stage, inp.epoch)
@@ -446,6 +469,7 @@ def run(args: argparse.Namespace) -> Result:
             {"name": k.name, "id": k.id, "path": str(inp.kernels_out / k.name)} for k in st.kernel_plan
         ],
         "network_requests": wh.network_requests,
+        "extras": wh.extras,
         "created": m["created"],
         "git_commit": m["git_commit"],
         "warnings": st.warnings,
@@ -462,6 +486,7 @@ def run(args: argparse.Namespace) -> Result:
         ),
         ("pyc", f"{m['pyc']['mode']} (Python {m['pyc'].get('python') or 'none found'})"),
         ("skipped", f"{len(m['skipped'])} (the image has them)"),
+        ("extras", ", ".join(e["name"] for e in wh.extras) or "none"),
         ("bytes", f"{total:,} ({total / 1024**2:.1f} MiB)"),
         ("bundle hash", m["bundle_sha256"]),
         ("kernels", ", ".join(k.name for k in st.kernel_plan) or "(none)"),

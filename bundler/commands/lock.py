@@ -19,6 +19,10 @@ but the image's torch (``2.13.0+cpu``) does not need them, and the image's torch
 kernel runs. Taking the Requires-Dist the probe recorded inside the image keeps the lock to what
 the image really needs. A package locked at a version the image does not have gets its real
 metadata from the index, so nothing is hidden where the bundle installs something new.
+
+Extras (``bundle.extras=[NAME]``, see `bundler.extras`): each ``requirements-NAME.in`` is resolved
+with every pin of the base lock as a hard constraint (the image's other versions as above), and
+``requirements-NAME.lock`` keeps only the pins it adds. An up-to-date base lock is kept as it is.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ import argparse
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from bundler import config, lockfile, lockreport, resolver, tags
+from bundler import config, extras, lockfile, lockreport, resolver, tags
 from bundler.errors import BundlerError, UsageError, VerificationError
 from bundler.fetch import HASH_EDITED_FIX, Cache, cached_mismatch
 from bundler.image import ImageManifest, load_image
@@ -146,24 +151,28 @@ def _safe_url(url: str) -> str:
     return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else url
 
 
-def _check(out: Path, req_in: Path, settings: config.Settings, image: ImageManifest) -> Result:
+def _check(
+    out: Path, req_in: Path, settings: config.Settings, image: ImageManifest, asked: tuple[extras.Extra, ...]
+) -> Result:
     """Fresh against requirements.in, target and image; hashes against the files the cache holds.
 
     Offline, a pin's hashes can be checked only against a file fetched for it before; pins never
     fetched on this machine are reported as unchecked (the build checks every download).
     """
-    lock = lockfile.parse_lock(out)
-    lockfile.check_fresh(lock, req_in)
-    lockfile.check_target(lock, settings.target.name, settings.target.image, image.sha256)
+    lock = _fresh_base(out, req_in, settings, image)
+    extra_locks = [
+        extras.load(e, lock, settings.target.name, settings.target.image, image.sha256) for e in asked
+    ]
     cache = Cache(settings.path(settings.bundle.cache_dir))
     checked: list[str] = []
     unchecked: list[str] = []
     mismatched: list[str] = []
-    for pin in lock.pins:
-        seen, mismatch = cached_mismatch(cache, pin.key, pin.name, pin.version, pin.hashes)
-        (checked if seen else unchecked).append(pin.key)
-        if mismatch:
-            mismatched.append(f"{mismatch} (line {pin.line})")
+    for parsed in (lock, *extra_locks):
+        for pin in parsed.pins:
+            seen, mismatch = cached_mismatch(cache, pin.key, pin.name, pin.version, pin.hashes)
+            (checked if seen else unchecked).append(pin.key)
+            if mismatch:
+                mismatched.append(f"{mismatch} ({parsed.path.name} line {pin.line})")
     if mismatched:
         raise VerificationError(
             f"hash mismatch in the lock: {'; '.join(mismatched)}", where=str(out), fix=HASH_EDITED_FIX
@@ -175,6 +184,10 @@ def _check(out: Path, req_in: Path, settings: config.Settings, image: ImageManif
             "up_to_date": True,
             "written": False,
             "pins": len(lock.pins),
+            "extras": [
+                {"name": e.name, "lock": str(e.lock), "pins": len(x.pins)}
+                for e, x in zip(asked, extra_locks, strict=True)
+            ],
             "hashes_checked": checked,
             "hashes_unchecked": unchecked,
         },
@@ -183,9 +196,33 @@ def _check(out: Path, req_in: Path, settings: config.Settings, image: ImageManif
             ("lock", str(out)),
             ("target", settings.target.name),
             ("image", image.name),
+            ("extras", ", ".join(e.name for e in asked) or "none"),
             ("hashes", f"{len(checked)} match cached files, {len(unchecked)} unchecked (never fetched here)"),
         ],
     )
+
+
+def _fresh_base(out: Path, req_in: Path, settings: config.Settings, image: ImageManifest) -> lockfile.Lock:
+    lock = lockfile.parse_lock(out)
+    lockfile.check_fresh(lock, req_in)
+    lockfile.check_target(lock, settings.target.name, settings.target.image, image.sha256)
+    return lock
+
+
+def _resolve(request: resolver.ResolveRequest, preferred: tuple[str, ...]) -> tuple[resolver.Resolution, str]:
+    """Resolve with the image's versions as constraints; if that conflicts, as preferences only.
+
+    ``preferred``: the constraints dropped in the second pass (the image's pins); the others stay hard.
+    """
+    try:
+        return resolver.resolve(request), "image-constrained"
+    except resolver.ResolutionError as error:
+        if error.kind != "conflict" or not preferred:
+            raise
+    # A requirement needs another version than the image has: resolve with preferences only.
+    console.print("lock: the image's versions cannot all be kept; resolving with them as preferences")
+    hard = tuple(c for c in request.constraints if c not in preferred)
+    return resolver.resolve(dataclasses.replace(request, constraints=hard)), "image-preferred"
 
 
 def run(args: argparse.Namespace) -> Result:
@@ -194,9 +231,31 @@ def run(args: argparse.Namespace) -> Result:
     req_in = Path(args.req_in).resolve() if args.req_in else settings.path(settings.bundle.requirements_in)
     out = Path(args.out).resolve() if args.out else settings.path(settings.bundle.lock)
     image = load_image(settings.config_dir, settings.target.image)
+    asked = extras.resolve(list(settings.bundle.extras), req_in, out)
     if args.check:
-        return _check(out, req_in, settings, image)
+        return _check(out, req_in, settings, image, asked)
+    if asked and _is_fresh(out, req_in, settings, image):
+        # extras extend the base lock: kept when it is up to date, so that locking an extra never moves it
+        return _lock_extras(
+            settings, image, lockfile.parse_lock(out), asked, started=started, base_result=None
+        )
+    result = _lock_base(settings, image, req_in, out, started)
+    if not asked:
+        return result
+    return _lock_extras(settings, image, lockfile.parse_lock(out), asked, started=started, base_result=result)
 
+
+def _is_fresh(out: Path, req_in: Path, settings: config.Settings, image: ImageManifest) -> bool:
+    try:
+        _fresh_base(out, req_in, settings, image)
+    except BundlerError:
+        return False
+    return True
+
+
+def _lock_base(
+    settings: config.Settings, image: ImageManifest, req_in: Path, out: Path, started: float
+) -> Result:
     validate_requirements(req_in)
     python = _python_version(settings, image)
     platform = resolver.uv_platform(settings.target)
@@ -214,16 +273,7 @@ def run(args: argparse.Namespace) -> Result:
         compile_command=f"python -m bundler lock target={settings.target.name}",
     )
     console.print(f"lock: resolving {req_in.name} for python {python} on {platform} (image {image.name})")
-    strategy = "image-constrained"
-    try:
-        resolution = resolver.resolve(request)
-    except resolver.ResolutionError as error:
-        if error.kind != "conflict":
-            raise
-        # A requirement needs another version than the image has: resolve with preferences only.
-        console.print("lock: the image's versions cannot all be kept; resolving with them as preferences")
-        strategy = "image-preferred"
-        resolution = resolver.resolve(dataclasses.replace(request, constraints=()))
+    resolution, strategy = _resolve(request, pins)
 
     env = tags.marker_environment(settings.target, python)
     report = lockreport.analyse(image, resolution.pins, resolution.via, env)
@@ -271,3 +321,86 @@ def run(args: argparse.Namespace) -> Result:
         ],
         messages=report.messages(),
     )
+
+
+def _lock_extras(
+    settings: config.Settings,
+    image: ImageManifest,
+    base: lockfile.Lock,
+    asked: tuple[extras.Extra, ...],
+    *,
+    started: float,
+    base_result: Result | None,
+) -> Result:
+    """Lock each extra against ``base``; ``base_result`` is the base's when it was just (re-)locked."""
+    locked = [_lock_extra(settings, image, base, extra) for extra in asked]
+    data: dict[str, Any] = (
+        dict(base_result.data) if base_result else {"lock": str(base.path), "written": False}
+    )
+    data["extras"] = [item for item, _ in locked]
+    data["elapsed_s"] = round(time.monotonic() - started, 3)
+    rows = list(base_result.rows) if base_result else [("lock", f"{base.path} (up to date, kept)")]
+    rows += [
+        (
+            f"extra {item['name']}",
+            f"{item['lock']}: adds {', '.join(p['name'] for p in item['pins']) or 'nothing'}",
+        )
+        for item, _ in locked
+    ]
+    messages = list(base_result.messages) if base_result else []
+    return Result(
+        command="lock",
+        data=data,
+        title=f"{'requirements.lock and ' if base_result else ''}extra locks written",
+        rows=rows,
+        messages=messages + [m for _, report in locked for m in report],
+    )
+
+
+def _lock_extra(
+    settings: config.Settings, image: ImageManifest, base: lockfile.Lock, extra: extras.Extra
+) -> tuple[dict[str, Any], list[str]]:
+    """Resolve one extra with every base pin as a hard constraint; write the pins it adds."""
+    validate_requirements(extra.requirements_in)
+    python = _python_version(settings, image)
+    platform = resolver.uv_platform(settings.target)
+    image_pins, metadata = _image_inputs(image)
+    base_pins = {pin.name: pin.version for pin in base.pins}
+    own = tuple(sorted(f"{name}=={version}" for name, version in base_pins.items()))
+    others = tuple(p for p in image_pins if str(canonicalize_name(p.split("==")[0])) not in base_pins)
+    request = resolver.ResolveRequest(
+        requirements=extra.requirements_in,
+        python_version=python,
+        python_platform=platform,
+        index_url=settings.bundle.index_url,
+        cache_dir=settings.path(settings.bundle.cache_dir) / "uv",
+        constraints=own + others,
+        preferences=others,
+        metadata=metadata,
+        constraint_label=f"{base.path.name} and image {image.name}",
+        compile_command=f"python -m bundler lock target={settings.target.name} bundle.extras=[{extra.name}]",
+    )
+    console.print(
+        f"lock: resolving extra '{extra.name}' ({extra.requirements_in.name}) against {base.path.name}"
+    )
+    resolution, strategy = _resolve(request, others)
+    added = {name: version for name, version in resolution.pins.items() if name not in base_pins}
+    report = lockreport.analyse(
+        image, added, resolution.via, tags.marker_environment(settings.target, python)
+    )
+    text = (
+        header_line(lockfile.requirements_sha256(extra.requirements_in), settings.target, image)
+        + f" extra={extra.name} base-lock-sha256={base.sha256}"
+        + f"\n# resolved by uv {resolver.uv_version()} for python {python} on {platform} against "
+        + f"{base.path.name}; the packages extra '{extra.name}' adds to it\n"
+        + lockfile.drop_pins(resolution.text, set(base_pins))
+    )
+    atomic_write(extra.lock, text.encode())
+    item = {
+        "name": extra.name,
+        "lock": str(extra.lock),
+        "strategy": strategy,
+        "pins": [{"name": n, "version": v} for n, v in sorted(added.items())],
+        "report": report.to_json(),
+    }
+    return item, report.messages()

@@ -103,6 +103,7 @@ def _settings(cfg: DictConfig) -> dict[str, Any]:
         "flush_every_s": float(p.get("flush_every_s", 5.0)),
         "reserve_s": float(p.get("reserve_s", 5.0)),
         "on_error": str(p.get("on_error", "prior")),
+        "check_bounds": bool(p.get("check_bounds", False)),
     }
 
 
@@ -134,6 +135,15 @@ def mark_degraded(output: Path, reason: str | None) -> None:
         path.unlink(missing_ok=True)
         return
     atomic_write(path, (json.dumps({"command": "predict", "reason": reason}, sort_keys=True) + "\n").encode())
+
+
+def _bounds(opts: dict[str, Any], paths: RunPaths) -> dict[str, Any]:
+    """``predict.check_bounds``: the optional symbolic extra's check of submission.csv (z3, imported then)."""
+    if not opts["check_bounds"]:
+        return {}
+    from spectramind.symbolic import check_output
+
+    return {"bounds": check_output(paths.output / "submission.csv", paths.data / "wavelengths.csv")}
 
 
 def _write_summary(output: Path, summary: dict[str, Any]) -> None:
@@ -318,6 +328,7 @@ def main(argv: list[str]) -> int:
             "config_sha256": config_hash(cfg),
             "determinism": determinism,
             "degraded": out.degraded,
+            **_bounds(opts, paths),
         }
         _write_summary(paths.output, summary)
         log(f"predict: {counts} -> {paths.output / 'submission.csv'} (exit {code})")
