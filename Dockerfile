@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The docker profile (configs/env/docker.yaml): SpectraMind V50 on python:3.12-slim, installed offline
 # from a prepared context with every file checked against its hash. From the repository root:
 #   python -m bundler docker-context     # dist/docker/: wheels/ + hash-pinned requirements.txt
