@@ -150,6 +150,24 @@ def test_requirements_keep_the_locked_hashes_drop_torch_and_pin_the_project_whee
     ]
 
 
+def test_context_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    """Regression guard: --out is replaced whole, so a bundle or a checkout passed by mistake stays."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "MANIFEST.json").write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bundler", "docker-context", "--out", str(bundle), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "would be replaced" in json.loads(proc.stdout)["what"]
+    assert (bundle / "MANIFEST.json").read_text() == "{}"
+
+
 def _python312() -> str | None:
     """A working CPython 3.12 (pyenv's shims exist for versions that are not selected: try each)."""
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"

@@ -125,12 +125,27 @@ def _names(path: Path, pin: LockedPin) -> bool:
     return parsed is not None and parsed.name == pin.name
 
 
+def _check_out(out: Path, root: Path) -> None:
+    """``out`` is replaced whole: refuse anything but a previous context (or nothing, or an empty folder)."""
+    if not out.exists() and not out.is_symlink():
+        return
+    marker = out / REQUIREMENTS
+    ours = marker.is_file() and "python -m bundler docker-context" in marker.read_text().partition("\n")[0]
+    if root.is_relative_to(out) or not out.is_dir() or not (ours or not any(out.iterdir())):
+        raise UsageError(
+            "--out is not a docker context this command wrote, and it would be replaced",
+            where=str(out),
+            fix="pass a new or empty folder, or a previous context (default dist/docker)",
+        )
+
+
 def prepare(settings: Settings, lock_path: Path, out: Path) -> dict[str, Any]:
     """Write the context into a stage beside ``out``, then put it in place (nothing half-written)."""
     lock = parse_lock(lock_path)
     check_fresh(lock, settings.path(settings.bundle.requirements_in))
     image = load_image(settings.config_dir, settings.target.image)
     pins, left_out = image_pins(list(lock.pins), marker_environment(settings.target, image.python))
+    _check_out(out, settings.root)
     _commit, commit_time = git_info(settings.root, [settings.bundle.project_dir])
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-stage-"))
