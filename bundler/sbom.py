@@ -23,6 +23,8 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
+from bundler.pack import created_iso
+
 SBOM_NAME = "sbom.cdx.json"
 SPDX_NAME = "sbom.spdx.json"
 # Fixed namespace: serial numbers are uuid5 of the SBOM content, so rebuilds give the same one.
@@ -159,7 +161,6 @@ def make_spdx(*, bundle_name: str, version: str, packages: list[Package], create
                 "relatedSpdxElement": str(entry["SPDXID"]),
             }
         )
-    created = datetime.datetime.fromtimestamp(created_epoch, tz=datetime.UTC)
     document = {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -167,7 +168,7 @@ def make_spdx(*, bundle_name: str, version: str, packages: list[Package], create
         "name": f"{bundle_name}-{version}",
         "documentNamespace": f"https://spdx.org/spdxdocs/{bundle_name}-{version}-{doc_uuid}",
         "creationInfo": {
-            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": created_iso(created_epoch),  # as MANIFEST.json's
             "creators": ["Tool: spectramind-bundler"],
         },
         "packages": packages_out,
