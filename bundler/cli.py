@@ -28,6 +28,7 @@ COMMANDS = {
     "push": "bundler.commands.push",
     "demo": "bundler.commands.demo",
     "parity": "bundler.commands.parity",
+    "docker-context": "bundler.commands.docker_context",
     "probe": "bundler.freeze",  # probe --from-freeze; the live probe runs before any import (stdlib-only)
 }
 OVERRIDES_HELP = (
@@ -46,6 +47,7 @@ _EXAMPLES = {
         "parity --profiles default,ci --json",
         "parity --profiles default,ci,kaggle --submission docker=outputs/parity-docker/submission.csv",
     ],
+    "docker-context": ["docker-context", "docker-context --out dist/docker --json"],
     "probe": [
         "probe --out configs/images/my-image.json --name my-image --note 'Kaggle GPU image'",
         "probe --from-freeze freeze.txt --name my-image --python 3.12 --glibc 2.35",
@@ -121,11 +123,8 @@ def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
     lock.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
     build = add("build", "build the Kaggle dataset bundle (wheelhouse, project wheel, configs, weights)")
-    build.add_argument("--lock", default=None, help="lock file (default: bundle.lock)")
-    build.add_argument(
-        "--out",
-        default=None,
-        help="bundle directory (default: bundle.out); kernel folders go beside it, to OUT/../kernels",
+    _lock_and_out(
+        build, "bundle directory (default: bundle.out); kernel folders go beside it, to OUT/../kernels"
     )
     build.add_argument("--offline", action="store_true", help="use only the local wheel cache")
     build.add_argument("--allow-clobber", action="store_true", help="build even if image packages break")
@@ -163,6 +162,7 @@ def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
     _parity_arguments(
         add("parity", "run each profile on a small dataset; compare the submissions byte for byte")
     )
+    _add_docker_context(add("docker-context", "prepare dist/docker: the wheels the Dockerfile installs"))
 
     from bundler.probe import add_arguments
 
@@ -184,6 +184,17 @@ def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
         "overrides", nargs="*", metavar="OVERRIDE", help="with --from-freeze: " + OVERRIDES_HELP
     )
     return top, commands
+
+
+def _lock_and_out(cmd: _Parser, out_help: str) -> None:
+    """--lock and --out, as build and docker-context take them."""
+    cmd.add_argument("--lock", default=None, help="lock file (default: bundle.lock)")
+    cmd.add_argument("--out", default=None, help=out_help)
+
+
+def _add_docker_context(cmd: _Parser) -> None:
+    _lock_and_out(cmd, "context directory (default: dist/docker)")
+    cmd.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

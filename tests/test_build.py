@@ -229,6 +229,7 @@ def test_build_writes_the_bundle_of_design_section_5(
             "dataset-metadata.json",
             "requirements.lock",
             "sbom.cdx.json",
+            "sbom.spdx.json",
             "weights/v50.pt",
         ]
     )

@@ -20,7 +20,9 @@ import yaml
 from tests.kaggle_server import TOKEN, KaggleServer
 from tests.test_push import REF, make_bundle, make_kernel, push_env
 
-WORKFLOWS = ("ci.yml", "kaggle-sync.yml")
+WORKFLOWS = ("ci.yml", "kaggle-sync.yml", "docker.yml")
+# The only write permission any job holds: the image job pushes to GitHub Container Registry.
+WRITES = {("docker.yml", "image"): {"packages": "write"}}
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
 
@@ -55,8 +57,11 @@ def test_actions_are_pinned_and_permissions_least(repo: Path, name: str) -> None
             assert step["with"]["persist-credentials"] is False
     top = workflow["permissions"]
     assert top in ({}, {"contents": "read"}), f"top-level permissions too broad: {top}"
-    for job in workflow["jobs"].values():
-        assert set(job.get("permissions", {}).values()) <= {"read"}
+    for job_id, job in workflow["jobs"].items():
+        perms = job.get("permissions", {})
+        assert set(perms.values()) <= {"read", "write"}, (job_id, perms)
+        writes = {scope: level for scope, level in perms.items() if level == "write"}
+        assert writes == WRITES.get((name, job_id), {}), f"{name} job {job_id} may write {writes}"
 
 
 def test_ci_covers_lint_types_tests_supply_chain(repo: Path) -> None:
@@ -74,6 +79,29 @@ def test_ci_covers_lint_types_tests_supply_chain(repo: Path) -> None:
     assert all(
         step["with"].get("cache") == "pip" for step in steps(ci) if "setup-python" in step.get("uses", "")
     )
+
+
+def test_docker_workflow_builds_tests_scans_and_pushes_only_from_main(repo: Path) -> None:
+    docker = load(repo, "docker.yml")
+    image = docker["jobs"]["image"]["steps"]
+    runs = [step.get("run", "") for step in image]
+    order = ["bundler docker-context", "docker build", "docker run", "docker push"]
+    at = [next(i for i, run in enumerate(runs) if needle in run) for needle in order]
+    assert at == sorted(at), f"steps out of order: {dict(zip(order, at, strict=True))}"
+    # The container runs its own CMD (spectramind test env=docker): no command line is repeated here.
+    assert "--network none" in runs[at[2]] and "spectramind" not in runs[at[2]]
+    push = image[at[3]]
+    assert push["if"] == "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' }}"
+    token_steps = [s.get("name") for s in image if "GITHUB_TOKEN" in json.dumps(s.get("env", {}))]
+    assert token_steps == [push["name"]], "only the push step may see the token"
+    scans = {
+        step["with"]["scan-type"]: job_id
+        for job_id, job in docker["jobs"].items()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("aquasecurity/trivy-action@")
+    }
+    assert scans == {"fs": "trivy-repo", "image": "image"}
+    assert "secrets." not in json.dumps(docker["jobs"]["trivy-repo"])
 
 
 def test_sync_triggers_concurrency_and_secrets_scope(repo: Path) -> None:

@@ -2,9 +2,9 @@
 
 A pipeline of small steps over one staging directory beside ``--out``:
 wheelhouse → project wheel → site (the delta installed, .pyc for the target) → configs → weights (DVC)
-→ boot → lock → Kaggle metadata → SBOM → secrets / safety / limits → MANIFEST.json → atomic publish →
-kernel folders (``<out>/../kernels``). With ``bundle.install=wheels`` the wheels ship in ``wheels/``
-instead of ``site/`` and boot installs them.
+→ boot → lock → Kaggle metadata → SBOMs (CycloneDX and SPDX) → secrets / safety / limits →
+MANIFEST.json → atomic publish → kernel folders (``<out>/../kernels``). With ``bundle.install=wheels``
+the wheels ship in ``wheels/`` instead of ``site/`` and boot installs them.
 Nothing reaches ``--out`` before every check passed; a build killed midway leaves the previous
 bundle whole.
 """
@@ -27,7 +27,7 @@ from bundler.errors import BundlerError, UsageError
 from bundler.image import load_image
 from bundler.output import Result, console
 from bundler.projectwheel import ProjectWheel, build_project_wheel
-from bundler.sbom import SBOM_NAME, Package, make_sbom
+from bundler.sbom import SBOM_NAME, SPDX_NAME, Package, make_sbom, make_spdx
 from bundler.siteinstall import Installed, Pyc, cached_tree, compile_tree, find_pyc, merge_trees
 from spectramind.shim import atomic_write
 
@@ -328,13 +328,14 @@ def step_sbom(inp: BuildInputs, st: BuildState) -> None:
         Package(p["name"], p["version"], "image", extra=in_extra.get(p["name"]))
         for p in st.wheelhouse.skipped
     ]
-    text = make_sbom(
-        bundle_name=inp.settings.bundle.dataset.rsplit("/", 1)[-1],
-        version=wheel.version,
-        packages=packages,
-        created_epoch=inp.epoch,
-    )
-    atomic_write(st.stage / SBOM_NAME, text.encode())
+    for name, make in ((SBOM_NAME, make_sbom), (SPDX_NAME, make_spdx)):  # one package list, two formats
+        text = make(
+            bundle_name=inp.settings.bundle.dataset.rsplit("/", 1)[-1],
+            version=wheel.version,
+            packages=packages,
+            created_epoch=inp.epoch,
+        )
+        atomic_write(st.stage / name, text.encode())
 
 
 def step_checks(inp: BuildInputs, st: BuildState) -> None:
