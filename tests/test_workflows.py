@@ -20,7 +20,7 @@ import yaml
 from tests.kaggle_server import TOKEN, KaggleServer
 from tests.test_push import REF, make_bundle, make_kernel, push_env
 
-WORKFLOWS = ("ci.yml", "kaggle-sync.yml", "docker.yml")
+WORKFLOWS = ("ci.yml", "kaggle-sync.yml", "docker.yml", "nightly-parity.yml")
 # The only write permission any job holds: the image job pushes to GitHub Container Registry.
 WRITES = {("docker.yml", "image"): {"packages": "write"}}
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
@@ -102,6 +102,52 @@ def test_docker_workflow_builds_tests_scans_and_pushes_only_from_main(repo: Path
     }
     assert scans == {"fs": "trivy-repo", "image": "image"}
     assert "secrets." not in json.dumps(docker["jobs"]["trivy-repo"])
+
+
+def _parity_steps(repo: Path) -> dict[str, dict[str, Any]]:
+    job = load(repo, "nightly-parity.yml")["jobs"]["parity"]
+    return {step["name"]: step for step in job["steps"] if "name" in step}
+
+
+def test_nightly_parity_runs_every_profile_on_schedule_and_by_hand(repo: Path) -> None:
+    parity = load(repo, "nightly-parity.yml")
+    assert parity["on"]["schedule"] and "workflow_dispatch" in parity["on"]
+    assert "secrets." not in (repo / ".github" / "workflows" / "nightly-parity.yml").read_text()
+    runs = [step.get("run", "") for step in _parity_steps(repo).values()]
+    order = ["--profiles default,ci,kaggle", "bundler docker-context", "docker build", "predict env=docker"]
+    at = [next(i for i, run in enumerate(runs) if needle in run) for needle in order]
+    assert at == sorted(at), f"steps out of order: {dict(zip(order, at, strict=True))}"
+    docker = runs[at[3]]
+    assert docker.count("--network none") == 2  # the image's CMD (spectramind test), then the payload
+
+
+@pytest.mark.parametrize("tamper", [False, True], ids=["identical", "docker-differs"])
+def test_nightly_parity_compare_step_runs_as_written(repo: Path, tmp_path: Path, tamper: bool) -> None:
+    """The compare step's script, run with bash as Actions does, on four submissions."""
+    step = _parity_steps(repo)["Compare the four submissions byte for byte"]
+    env_keys = load(repo, "nightly-parity.yml")["env"]
+    body = "planet_id,wl_1,sigma_1\n11,0.5,0.01\n22,0.25,0.02\n"
+    out, docker_out = tmp_path / "parity", tmp_path / "docker"
+    for folder in (out / "default", out / "ci", out / "kaggle", docker_out):
+        folder.mkdir(parents=True)
+        (folder / "submission.csv").write_text(body)
+    if tamper:
+        (docker_out / "submission.csv").write_text(body.replace("0.02", "0.021"))
+    summary = tmp_path / "summary.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPECTRAMIND_")}
+    env |= {k: str(v) for k, v in env_keys.items()}
+    env |= {"OUT": str(out), "DOCKER_OUT": str(docker_out), "GITHUB_STEP_SUMMARY": str(summary)}
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == (1 if tamper else 0), proc.stderr[-2000:]
+    table = summary.read_text()
+    assert table.count("| True") == (3 if tamper else 4)
+    if tamper:
+        assert "| docker |" in table and "'column': 'sigma_1'" in table
+        assert "docker differs from default at row 2 (planet 22), column sigma_1: 0.02 != 0.021" in (
+            proc.stderr
+        )
 
 
 def test_sync_triggers_concurrency_and_secrets_scope(repo: Path) -> None:
