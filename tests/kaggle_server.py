@@ -81,6 +81,7 @@ class KaggleServer:
         self.blobs: dict[str, Blob] = {}
         self.kernels: dict[str, Kernel] = {}
         self.submissions: list[dict[str, Any]] = []
+        # A kernel run's output files by path under /kaggle/working ("weights/v50.pt" has a folder).
         self.kernel_outputs: dict[str, bytes] = {"submission.csv": b"planet_id,mu_0\n1,0.5\n"}
         self.kernel_log = '[{"stream_name":"stdout","time":0.1,"data":"boot ok\\n"}]'
         self._lock = threading.Lock()
@@ -129,6 +130,10 @@ class KaggleServer:
         self.datasets[ref] = {"title": ref, "versions": [{"versionNumber": 1, "versionNotes": notes}]}
         self.datasets[ref]["status"] = status
         self.datasets[ref]["polls"] = self.status_polls
+
+    def seed_kernel(self, ref: str) -> None:
+        """Pretend kernel ``ref`` (owner/slug) was pushed once; its run ends as the faults say."""
+        self.kernels[ref] = Kernel(ref, {"slug": ref}, 1)
 
     def next_id(self) -> int:
         with self._lock:
@@ -253,8 +258,10 @@ def _handler_for(server: KaggleServer) -> type[BaseHTTPRequestHandler]:
             name = path.rsplit("/", 1)[-1]
             if path.startswith("/blobs/") and name in server.blobs:
                 data: bytes | None = server.blobs[name].data
+            elif path.startswith("/files/"):  # /files/<owner>/<slug>/<output path, folders included>
+                data = server.kernel_outputs.get(path.split("/", 4)[-1])
             else:
-                data = server.kernel_outputs.get(name) if path.startswith("/files/") else None
+                data = None
             if data is None:
                 self._send(404, b"not found")
                 return
