@@ -8,7 +8,8 @@ client reaches it unchanged (see `KaggleServer.client_env`).
 
 Every request is recorded (`KaggleServer.requests`) so tests assert on what was really sent.
 Faults (`Faults`) inject what the real service does on a bad day: 429 with Retry-After, 503 on
-PUT, a dataset that ends FAILED, a kernel that ends in ERROR, an expired resumable upload.
+PUT, a dataset that ends FAILED, a kernel that ends in ERROR or leaves no output, an expired
+resumable upload.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Faults:
     expire_upload: bool = False  # a resume query after an interrupted PUT finds the session gone
     dataset_failed: bool = False  # new dataset versions end FAILED instead of READY
     kernel_error: str | None = None  # kernel runs end in ERROR with this failure message
+    no_output: bool = False  # a kernel's output listing answers 404 (a run that left nothing)
 
 
 @dataclass
@@ -358,6 +360,8 @@ def _rpc(server: KaggleServer, rpc: str, body: dict[str, Any]) -> Any:  # noqa: 
         return {"status": "COMPLETE"}
     if rpc == "ListKernelSessionOutput":
         ref = f"{body.get('userName')}/{body.get('kernelSlug')}"
+        if server.faults.no_output:
+            raise _Reply(404, f"no output for kernel {ref}")
         files = [
             {"fileName": n, "url": f"{server.url}/files/{ref}/{n}"} for n in sorted(server.kernel_outputs)
         ]

@@ -114,6 +114,17 @@ def test_push_training_kernel_wait_then_pull_weights_tracks_them_for_the_build(
     assert not list((project / "weights").glob(".v50.pt.*"))  # no staging or backup file left behind
 
 
+def test_push_without_kernel_names_leaves_the_training_kernel_alone(repo: Path, tmp_path: Path) -> None:
+    bundle, _ = make_bundle(tmp_path)
+    for name in ("spectramind-v50-infer", "spectramind-v50-train"):
+        shutil.copytree(repo / "kaggle" / name, tmp_path / "dist" / "kernels" / name)
+    with KaggleServer() as server:
+        code, data, err = push(repo, tmp_path, bundle, server, "--dry-run")
+    assert code == 0, err
+    assert [k["name"] for k in data["kernels"]] == ["spectramind-v50-infer"]
+    assert "--kernel spectramind-v50-train" in err  # says how to run it
+
+
 def test_push_kernel_unknown_name_is_a_usage_error(repo: Path, tmp_path: Path) -> None:
     bundle, _ = make_bundle(tmp_path)
     shutil.copytree(
@@ -155,6 +166,16 @@ def test_kernel_error_is_reported_with_its_log_and_nothing_is_placed(repo: Path,
     assert "push" in data["fix"] and "--kernel spectramind-v50-train" in data["fix"]
     assert "ERROR" in err
     assert not (project / "weights" / "v50.pt").exists() and not (project / "weights" / "v50.pt.dvc").exists()
+
+
+def test_kernel_error_without_any_output_still_reports_the_error(repo: Path, tmp_path: Path) -> None:
+    project = make_project(repo, tmp_path / "project")
+    with KaggleServer(faults=Faults(kernel_error="kernel crashed", no_output=True)) as server:
+        server.seed_kernel(KERNEL)
+        code, data, _ = pull(repo, tmp_path, project, server)
+    assert code == 1
+    assert "ended ERROR: kernel crashed" in data["what"]
+    assert "no log was downloaded" in data["where"]
 
 
 def test_output_without_weights_names_what_it_has(repo: Path, tmp_path: Path) -> None:

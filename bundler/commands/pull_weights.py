@@ -91,7 +91,12 @@ def run(args: argparse.Namespace) -> Result:
             plan.kernel, on_poll=lambda status: console.print(f"kernel {plan.kernel}: {status}")
         )
     with console.status(f"kernel {plan.kernel}: downloading its output"):
-        files = _download(adapter, plan)
+        try:
+            files = _download(adapter, plan)
+        except BundlerError:
+            if outcome.status == "COMPLETE":
+                raise
+            files = []  # a failed run may have nothing to fetch: its status is the error to report
     log = plan.out / f"{plan.kernel.rsplit('/', 1)[-1]}.log"
     log_where = str(log) if log.is_file() else f"the kernel page of {plan.kernel} (no log was downloaded)"
     if outcome.status != "COMPLETE":

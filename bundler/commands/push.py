@@ -2,7 +2,8 @@
 
 Steps: verify the bundle -> look up the remote dataset -> create it, version it (notes carry the
 bundle hash) or skip when the remote already carries this bundle -> wait until READY -> push each
-kernel (internet off, bundle attached; ``--kernel NAME`` pushes only the named ones) -> with ``--wait``,
+kernel (internet off, bundle attached; ``--kernel NAME`` pushes only the named ones, and the training
+kernel only when named) -> with ``--wait``,
 poll each run to COMPLETE/ERROR and fetch its outputs and log -> with ``--submit``, submit the finished
 version to the code competition (never the training kernel's: it makes no submission).
 ``--dry-run`` reads everything locally and sends nothing.
@@ -91,9 +92,10 @@ def plan_kernels(root: Path, bundle_ref: str) -> list[KernelPlan]:
 
 
 def select_kernels(plans: list[KernelPlan], names: list[str], root: Path) -> list[KernelPlan]:
-    """The kernels ``names`` asks for (folder name, slug or owner/slug), all of them when empty."""
+    """The kernels ``names`` asks for (folder name, slug or owner/slug); when empty, all but the
+    training kernel: a GPU training run starts only when asked for by name."""
     if not names:
-        return plans
+        return [p for p in plans if p.name != kernels.TRAIN_KERNEL]
 
     def named(plan: KernelPlan, name: str) -> bool:
         return name in (plan.name, plan.ref, plan.ref.rsplit("/", 1)[-1])
@@ -189,6 +191,11 @@ def run(args: argparse.Namespace) -> Result:
         "credentials": credential_source() or "none found",
     }
     messages = [f"{p.name}: {change}" for p in plans for change in p.changes]
+    if not args.kernel and (kernels_root / kernels.TRAIN_KERNEL).is_dir():
+        messages.append(
+            f"{kernels.TRAIN_KERNEL}: not pushed; it trains on a GPU, so it runs only when named "
+            f"(--kernel {kernels.TRAIN_KERNEL})"
+        )
     if dirty:
         messages.insert(0, f"warning: {dirty}")
         data["warnings"] = [dirty]
