@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from spectramind import __version__
@@ -26,6 +27,7 @@ COMMANDS = {
     "verify": "bundler.commands.verify",
     "simulate": "bundler.commands.simulate",
     "push": "bundler.commands.push",
+    "pull-weights": "bundler.commands.pull_weights",
     "demo": "bundler.commands.demo",
     "parity": "bundler.commands.parity",
     "docker-context": "bundler.commands.docker_context",
@@ -40,7 +42,12 @@ _EXAMPLES = {
     "build": ["build", "build --offline --json", "build env=kaggle bundle.out=dist/bundle"],
     "verify": ["verify dist/bundle", "verify dist/bundle --json"],
     "simulate": ["simulate dist/bundle --budget 600", "simulate dist/bundle --json env=kaggle"],
-    "push": ["push dist/bundle --dry-run", "push dist/bundle --wait --json"],
+    "push": [
+        "push dist/bundle --dry-run",
+        "push dist/bundle --wait --json",
+        "push dist/bundle --kernel spectramind-v50-train --wait",
+    ],
+    "pull-weights": ["pull-weights", "pull-weights --kernel myname/spectramind-v50-train --json"],
     "demo": ["demo", "demo --budget 60 env.seed=1337"],
     "parity": [
         "parity",
@@ -85,6 +92,41 @@ def _parity_arguments(parity: _Parser) -> None:
     parity.add_argument(
         "overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP + "; passed to every step"
     )
+
+
+def _kaggle_commands(add: Callable[[str, str], _Parser]) -> None:
+    """push and pull-weights: the commands that talk to Kaggle."""
+    push = add("push", "push the bundle dataset and kernels through the Kaggle API")
+    push.add_argument("bundle_dir", metavar="BUNDLE_DIR", help="the bundle directory build wrote")
+    push.add_argument(
+        "--kernels",
+        default=None,
+        help="kernel folders (default: the ones build wrote beside the bundle, BUNDLE_DIR/../kernels)",
+    )
+    push.add_argument(
+        "--kernel",
+        action="append",
+        metavar="NAME",
+        help="push only this kernel (folder name or slug; repeat for several); default: all",
+    )
+    push.add_argument("--wait", action="store_true", help="wait for kernels to finish; fetch outputs")
+    push.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    push.add_argument("--submit", action="store_true", help="submit the finished kernel version")
+    push.add_argument("--timeout", type=float, default=3600.0, help="overall wait limit in seconds")
+
+    pull = add(
+        "pull-weights",
+        "fetch the training kernel's weights through the Kaggle API, check them, place them at "
+        "model.weights and `dvc add` them (the next build packs them)",
+    )
+    pull.add_argument(
+        "--kernel",
+        default=None,
+        metavar="REF",
+        help="the training kernel, owner/slug (default: <bundle.dataset owner>/spectramind-v50-train)",
+    )
+    pull.add_argument("--timeout", type=float, default=3600.0, help="overall wait limit in seconds")
+    pull.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
 
 def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
@@ -141,17 +183,7 @@ def _parsers() -> tuple[_Parser, dict[str, _Parser]]:
     simulate.add_argument("--command", dest="run_command", default=None, help="command to boot")
     simulate.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
-    push = add("push", "push the bundle dataset and kernels through the Kaggle API")
-    push.add_argument("bundle_dir", metavar="BUNDLE_DIR", help="the bundle directory build wrote")
-    push.add_argument(
-        "--kernels",
-        default=None,
-        help="kernel folders (default: the ones build wrote beside the bundle, BUNDLE_DIR/../kernels)",
-    )
-    push.add_argument("--wait", action="store_true", help="wait for kernels to finish; fetch outputs")
-    push.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
-    push.add_argument("--submit", action="store_true", help="submit the finished kernel version")
-    push.add_argument("--timeout", type=float, default=3600.0, help="overall wait limit in seconds")
+    _kaggle_commands(add)
 
     demo = add("demo", "main job on the embedded demo: data, train, lock, build, simulate, score")
     demo.add_argument("--budget", type=float, default=600.0, help="sandbox time budget in seconds")

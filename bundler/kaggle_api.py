@@ -167,8 +167,10 @@ class KaggleAdapter:
         poll_s: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        timeout_option: str = "push --timeout",
     ) -> None:
         self.poll_s = poll_s
+        self.timeout_option = timeout_option  # named in a timeout error: the option that raises it
         self._sleep = sleep
         self._clock = clock
         self.deadline = clock() + timeout_s
@@ -203,8 +205,8 @@ class KaggleAdapter:
         if delay >= self.left():
             raise BundlerError(
                 f"timed out waiting for {what}",
-                where="push --timeout",
-                fix="raise --timeout, or check the service status and push again (it is idempotent)",
+                where=self.timeout_option,
+                fix="raise --timeout, or check the service status and run it again (it is idempotent)",
             )
         self._sleep(delay)
 

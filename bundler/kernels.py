@@ -2,7 +2,8 @@
 
 Kernel definitions live in ``kaggle/<name>/`` (``kernel-metadata.json`` + its code file). The build
 writes a ready-to-push copy of each with what the profile decides: the bundle dataset attached,
-the competition attached, the accelerator, ``enable_internet: false`` written explicitly
+the competition attached, the accelerator (the profile's; with none, a template's ``enable_gpu:
+true`` stays, as the training kernel's does), ``enable_internet: false`` written explicitly
 (the kaggle client turns internet on when the key is absent) and, where the image manifest records
 ``kaggle.docker_image``, the image pinned (``docker_image`` with ``docker_image_pinning_type:
 "original"``, keys the kaggle client sends as they are): a kernel then runs on the image the lock
@@ -40,6 +41,8 @@ ACCELERATORS: dict[str, str | None] = {
     "gpu-p100": "NvidiaTeslaP100",
     "tpu-v5e8": "TpuV5E8",
 }
+# The training kernel (kaggle/<TRAIN_KERNEL>/): it writes weights, never a submission.
+TRAIN_KERNEL = "spectramind-v50-train"
 METADATA_NAME = "dataset-metadata.json"
 KERNEL_METADATA_NAME = "kernel-metadata.json"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
@@ -118,7 +121,8 @@ def kernel_metadata(
             "kernel_type": template.get("kernel_type", "script"),
             "is_private": bool(template.get("is_private", True)),
             "enable_internet": False,  # explicit: the kaggle client's default is true
-            "enable_gpu": shape is not None and not shape.startswith("Tpu"),
+            # A kernel that asks for a GPU (training) keeps it when the profile names no accelerator.
+            "enable_gpu": not shape.startswith("Tpu") if shape else template.get("enable_gpu") is True,
             "enable_tpu": shape is not None and shape.startswith("Tpu"),
             "dataset_sources": _merged(template.get("dataset_sources"), bundle.dataset),
             "competition_sources": _merged(template.get("competition_sources"), bundle.competition),

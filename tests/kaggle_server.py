@@ -8,7 +8,8 @@ client reaches it unchanged (see `KaggleServer.client_env`).
 
 Every request is recorded (`KaggleServer.requests`) so tests assert on what was really sent.
 Faults (`Faults`) inject what the real service does on a bad day: 429 with Retry-After, 503 on
-PUT, a dataset that ends FAILED, a kernel that ends in ERROR, an expired resumable upload.
+PUT, a dataset that ends FAILED, a kernel that ends in ERROR or leaves no output, an expired
+resumable upload.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Faults:
     expire_upload: bool = False  # a resume query after an interrupted PUT finds the session gone
     dataset_failed: bool = False  # new dataset versions end FAILED instead of READY
     kernel_error: str | None = None  # kernel runs end in ERROR with this failure message
+    no_output: bool = False  # a kernel's output listing answers 404 (a run that left nothing)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class KaggleServer:
         self.blobs: dict[str, Blob] = {}
         self.kernels: dict[str, Kernel] = {}
         self.submissions: list[dict[str, Any]] = []
+        # A kernel run's output files by path under /kaggle/working ("weights/v50.pt" has a folder).
         self.kernel_outputs: dict[str, bytes] = {"submission.csv": b"planet_id,mu_0\n1,0.5\n"}
         self.kernel_log = '[{"stream_name":"stdout","time":0.1,"data":"boot ok\\n"}]'
         self._lock = threading.Lock()
@@ -129,6 +132,10 @@ class KaggleServer:
         self.datasets[ref] = {"title": ref, "versions": [{"versionNumber": 1, "versionNotes": notes}]}
         self.datasets[ref]["status"] = status
         self.datasets[ref]["polls"] = self.status_polls
+
+    def seed_kernel(self, ref: str) -> None:
+        """Pretend kernel ``ref`` (owner/slug) was pushed once; its run ends as the faults say."""
+        self.kernels[ref] = Kernel(ref, {"slug": ref}, 1)
 
     def next_id(self) -> int:
         with self._lock:
@@ -253,8 +260,10 @@ def _handler_for(server: KaggleServer) -> type[BaseHTTPRequestHandler]:
             name = path.rsplit("/", 1)[-1]
             if path.startswith("/blobs/") and name in server.blobs:
                 data: bytes | None = server.blobs[name].data
+            elif path.startswith("/files/"):  # /files/<owner>/<slug>/<output path, folders included>
+                data = server.kernel_outputs.get(path.split("/", 4)[-1])
             else:
-                data = server.kernel_outputs.get(name) if path.startswith("/files/") else None
+                data = None
             if data is None:
                 self._send(404, b"not found")
                 return
@@ -351,6 +360,8 @@ def _rpc(server: KaggleServer, rpc: str, body: dict[str, Any]) -> Any:  # noqa: 
         return {"status": "COMPLETE"}
     if rpc == "ListKernelSessionOutput":
         ref = f"{body.get('userName')}/{body.get('kernelSlug')}"
+        if server.faults.no_output:
+            raise _Reply(404, f"no output for kernel {ref}")
         files = [
             {"fileName": n, "url": f"{server.url}/files/{ref}/{n}"} for n in sorted(server.kernel_outputs)
         ]

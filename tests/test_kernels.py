@@ -102,7 +102,7 @@ def test_bad_kernel_definitions_fail_before_writing(tmp_path: Path) -> None:
 
 def test_repo_kernel_definition_and_its_script(repo: Path, tmp_path: Path) -> None:
     plans = kernels.plan_kernels(repo / "kaggle", BUNDLE)
-    assert [p.name for p in plans] == ["spectramind-v50-infer"]
+    assert [p.name for p in plans] == ["spectramind-v50-infer", "spectramind-v50-train"]
     script = plans[0].code
     ast.parse(script.read_text())
     # The script finds the bundle at each depth Kaggle has used and hands over to kaggle-boot.sh.
@@ -151,3 +151,58 @@ def test_kernels_pin_the_image_the_manifest_records(repo: Path, tmp_path: Path) 
     assert saved["dockerImage"] == ref
     assert saved["dockerImagePinningType"] == "original"
     assert "docker_image" not in kernels.plan_kernels(tmp_path / "k", owned)[0].meta  # nothing recorded
+
+
+def _fake_bundle(input_dir: Path, boot_script: str) -> Path:
+    bundle = input_dir / "spectramind-v50-bundle"
+    (bundle / "boot").mkdir(parents=True)
+    (bundle / "MANIFEST.json").write_text("{}")
+    (bundle / "boot" / "kaggle-boot.sh").write_text(boot_script)
+    return bundle
+
+
+def test_training_kernel_has_gpu_competition_and_bundle_and_boots_train(repo: Path, tmp_path: Path) -> None:
+    plan = next(p for p in kernels.plan_kernels(repo / "kaggle", BUNDLE) if p.name == "spectramind-v50-train")
+    meta = plan.meta
+    assert meta["enable_gpu"] is True and meta["enable_internet"] is False and meta["enable_tpu"] is False
+    assert meta["dataset_sources"] == [BUNDLE.dataset]
+    assert meta["competition_sources"] == [BUNDLE.competition]
+    assert meta["id"] == "someone/spectramind-v50-train"
+    _fake_bundle(tmp_path / "input", 'echo "booted with $*"; exit 0\n')
+    env = {"SPECTRAMIND_INPUT": str(tmp_path / "input"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, str(plan.code)], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and "booted with spectramind train env=kaggle" in proc.stdout
+
+
+def test_training_kernel_cut_by_the_budget_counts_as_done_only_with_saved_weights(
+    repo: Path, tmp_path: Path
+) -> None:
+    code = repo / "kaggle" / "spectramind-v50-train" / "train.py"
+    _fake_bundle(tmp_path / "input", "exit 124\n")
+    out = tmp_path / "working"
+    out.mkdir()
+    env = {
+        "SPECTRAMIND_INPUT": str(tmp_path / "input"),
+        "SPECTRAMIND_OUTPUT": str(out),
+        "PATH": "/usr/bin:/bin",
+    }
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(code)], env=env, capture_output=True, text=True, check=False
+        )
+
+    assert run().returncode == 124  # nothing saved: the kernel fails, Kaggle marks it ERROR
+    (out / "train_summary.json").write_text("{}")
+    done = run()
+    assert done.returncode == 0 and "weights were saved" in done.stdout
+
+
+def test_profile_accelerator_decides_over_the_template(tmp_path: Path) -> None:
+    _template(tmp_path / "k" / "train-k", enable_gpu=True)
+    assert kernels.plan_kernels(tmp_path / "k", BUNDLE)[0].meta["enable_gpu"] is True
+    tpu = replace(BUNDLE, kernel=KernelShape(accelerator="tpu-v5e8"))
+    meta = kernels.plan_kernels(tmp_path / "k", tpu)[0].meta
+    assert meta["enable_gpu"] is False and meta["enable_tpu"] is True

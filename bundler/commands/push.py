@@ -2,8 +2,10 @@
 
 Steps: verify the bundle -> look up the remote dataset -> create it, version it (notes carry the
 bundle hash) or skip when the remote already carries this bundle -> wait until READY -> push each
-kernel (internet off, bundle attached) -> with ``--wait``, poll each run to COMPLETE/ERROR and fetch
-its outputs and log -> with ``--submit``, submit the finished version to the code competition.
+kernel (internet off, bundle attached; ``--kernel NAME`` pushes only the named ones, and the training
+kernel only when named) -> with ``--wait``,
+poll each run to COMPLETE/ERROR and fetch its outputs and log -> with ``--submit``, submit the finished
+version to the code competition (never the training kernel's: it makes no submission).
 ``--dry-run`` reads everything locally and sends nothing.
 """
 
@@ -89,6 +91,25 @@ def plan_kernels(root: Path, bundle_ref: str) -> list[KernelPlan]:
     return plans
 
 
+def select_kernels(plans: list[KernelPlan], names: list[str], root: Path) -> list[KernelPlan]:
+    """The kernels ``names`` asks for (folder name, slug or owner/slug); when empty, all but the
+    training kernel: a GPU training run starts only when asked for by name."""
+    if not names:
+        return [p for p in plans if p.name != kernels.TRAIN_KERNEL]
+
+    def named(plan: KernelPlan, name: str) -> bool:
+        return name in (plan.name, plan.ref, plan.ref.rsplit("/", 1)[-1])
+
+    unknown = [n for n in names if not any(named(p, n) for p in plans)]
+    if unknown:
+        raise UsageError(
+            f"no kernel folder named {', '.join(unknown)}",
+            where=str(root),
+            fix="name one of: " + (", ".join(p.name for p in plans) or "none (build writes them)"),
+        )
+    return [p for p in plans if any(named(p, n) for n in names)]
+
+
 def _stage(plan: KernelPlan, where: Path) -> Path:
     """A copy of the kernel folder with the safe metadata (the source folder is left untouched)."""
     target = where / plan.name
@@ -160,7 +181,7 @@ def run(args: argparse.Namespace) -> Result:
     commit, dirty = commit_mark(manifest.get("git_commit"), checkout)
     notes = f"SpectraMind V50 bundle_sha256={digest} git_commit={commit}"
     kernels_root = Path(args.kernels).resolve() if args.kernels else kernels.kernels_beside(bundle)
-    plans = plan_kernels(kernels_root, ref)
+    plans = select_kernels(plan_kernels(kernels_root, ref), list(args.kernel or []), kernels_root)
     data: dict[str, Any] = {
         "bundle_dir": str(bundle),
         "bundle_sha256": digest,
@@ -170,6 +191,11 @@ def run(args: argparse.Namespace) -> Result:
         "credentials": credential_source() or "none found",
     }
     messages = [f"{p.name}: {change}" for p in plans for change in p.changes]
+    if not args.kernel and (kernels_root / kernels.TRAIN_KERNEL).is_dir():
+        messages.append(
+            f"{kernels.TRAIN_KERNEL}: not pushed; it trains on a GPU, so it runs only when named "
+            f"(--kernel {kernels.TRAIN_KERNEL})"
+        )
     if dirty:
         messages.insert(0, f"warning: {dirty}")
         data["warnings"] = [dirty]
@@ -248,7 +274,7 @@ def _await_kernel(adapter: KaggleAdapter, ref: str, dest: Path) -> dict[str, Any
         "status": outcome.status,
         "failure": outcome.failure,
         "output_dir": str(dest),
-        "files": sorted(f.name for f in files),
+        "files": sorted(f.relative_to(dest).as_posix() for f in files),  # weights/v50.pt keeps its folder
         "log": str(log) if log else None,
         "run_hash_summary": _show_summary(summary) if summary else None,
     }
@@ -263,7 +289,11 @@ def _submit(
     from bundler.config import load
 
     competition = load([], args.config_dir).bundle.competition
-    eligible = [(p, k) for p, k in pushed if competition in (p.meta.get("competition_sources") or [])]
+    eligible = [
+        (p, k)
+        for p, k in pushed
+        if competition in (p.meta.get("competition_sources") or []) and p.name != kernels.TRAIN_KERNEL
+    ]
     if not eligible:
         raise UsageError(
             f"no pushed kernel has the competition {competition} in competition_sources",

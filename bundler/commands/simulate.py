@@ -3,6 +3,8 @@
 Steps: read the bundle's MANIFEST → recreate (or reuse) the image packages it relies on → a thin
 per-run venv → ``unshare -n -m`` with the bundle read-only at ``/kaggle/input/<slug>``, the data at
 ``/kaggle/input/ariel-data-challenge-2025`` and ``--out`` as ``/kaggle/working`` → boot → outcome.
+``--command "spectramind train env=kaggle"`` runs what the training kernel runs: the outcome then
+reports the weights it left in ``--out`` (at ``model.weights``) instead of a submission.
 
 Knobs for tests and unusual machines: ``SPECTRAMIND_SIM_CACHE`` (image venv cache),
 ``SPECTRAMIND_SIM_IMAGE`` (an image manifest file instead of configs/images/<MANIFEST image>.json),
@@ -32,6 +34,8 @@ from bundler.image import ImageManifest, load_image, load_image_file
 from bundler.imagepackages import sandbox_inputs
 from bundler.output import Result, console
 from spectramind.shim import MANIFEST_NAME, SUBMISSION_NAME, SUMMARY_NAME, read_manifest, submission_problem
+from spectramind.shim.manifest import file_sha256
+from spectramind.shim.submit import makes_submission
 
 _MARKER = ".spectramind-sim"  # marks an --out folder the sandbox may empty before a run
 _PASS_THROUGH = (
@@ -121,7 +125,9 @@ def run(args: argparse.Namespace) -> Result:
     links = [Path(p) for p in os.environ.get("SPECTRAMIND_SIM_FIND_LINKS", "").split(os.pathsep) if p]
     links += [Path("/opt/wheels")] if Path("/opt/wheels").is_dir() else []
     index = os.environ.get("SPECTRAMIND_SIM_INDEX_URL", settings.bundle.index_url)
-    packages, python = sandbox_inputs(image, packages, links, payload=not args.run_command)
+    command = shlex.split(args.run_command) if args.run_command else []
+    payload = not command or command[:2] in (["spectramind", "predict"], ["spectramind", "train"])
+    packages, python = sandbox_inputs(image, packages, links, payload=payload)
     console.print(f"sandbox: image {image.name}, {len(packages)} package(s) the bundle relies on")
     with console.status(f"image environment for {image.name} (built once, then cached)"):
         base = sandbox.image_env(
@@ -136,7 +142,6 @@ def run(args: argparse.Namespace) -> Result:
     _prepare_out(out)
     data = _data_dir(args, settings)
     budget = float(args.budget) if args.budget is not None else float(settings.env.budget_s)
-    command = shlex.split(args.run_command) if args.run_command else []
     with tempdirs.temporary("spectramind-sim-") as tmp:  # a killed run's is removed by the next
         run_dir = tmp / "env"
         sandbox.run_env(base, run_dir)
@@ -160,8 +165,18 @@ def run(args: argparse.Namespace) -> Result:
         )
         (tmp / "home").mkdir()
         code, seconds, killed = _boot(argv, env, limit=budget + 120.0)
+    weights = out / str(settings.cfg.get("model", {}).get("weights") or "")
+    trains = not makes_submission(command or ["spectramind", "predict"])
     return _result(
-        bundle=bundle, out=out, data=data, base=base, code=code, seconds=seconds, killed=killed, budget=budget
+        bundle=bundle,
+        out=out,
+        data=data,
+        base=base,
+        code=code,
+        seconds=seconds,
+        killed=killed,
+        budget=budget,
+        weights=weights if trains else None,
     )
 
 
@@ -183,6 +198,18 @@ def _boot(argv: list[str], env: dict[str, str], *, limit: float) -> tuple[int, f
     return (EXIT_BUDGET if killed else code), round(time.monotonic() - started, 3), killed
 
 
+def _weights(path: Path) -> dict[str, Any] | None:
+    """A training run's weights in the working dir (where a Kaggle kernel leaves them), or None."""
+    if not path.is_file():
+        return None
+    return {"path": str(path), "sha256": file_sha256(path), "size": path.stat().st_size}
+
+
+def _weights_note(path: Path) -> str:
+    found = _weights(path)
+    return f"sha256 {found['sha256']}" if found else "none written"
+
+
 def _result(
     *,
     bundle: Path,
@@ -193,6 +220,7 @@ def _result(
     seconds: float,
     killed: bool,
     budget: float,
+    weights: Path | None,
 ) -> Result:
     summary: dict[str, Any] = {}
     if (out / SUMMARY_NAME).is_file():
@@ -208,7 +236,10 @@ def _result(
         "reason": "sandbox-killed" if killed else exit_.get("reason"),
         "seconds": seconds,
         "budget_s": budget,
-        "submission": {"path": str(submission), "valid": problem is None, "problem": problem},
+        "submission": None
+        if weights
+        else {"path": str(submission), "valid": problem is None, "problem": problem},
+        "weights": _weights(weights) if weights else None,
         "summary": str(out / SUMMARY_NAME) if summary else None,
         "debug_log": str(out / "v50_debug_log.md") if (out / "v50_debug_log.md").is_file() else None,
         "image_env": {
@@ -225,7 +256,9 @@ def _result(
     rows = [
         ("exit", f"{code} ({data_out['reason']})"),
         ("time", f"{seconds} s of {budget:g} s"),
-        ("submission", f"{submission} ({'valid' if problem is None else problem})"),
+        ("weights", f"{weights} ({_weights_note(weights)})")
+        if weights
+        else ("submission", f"{submission} ({'valid' if problem is None else problem})"),
         ("records", f"{out / SUMMARY_NAME}, {out / 'v50_debug_log.md'}"),
         ("image env", f"{base.path} ({'cached' if base.cached else f'built in {base.seconds} s'})"),
     ]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,15 +16,21 @@ import numpy as np
 from omegaconf import DictConfig
 
 from spectramind.dataio import list_planets, read_adc, read_table
-from spectramind.errors import DataError
+from spectramind.errors import BudgetExhausted, DataError
 from spectramind.features import PlanetFeatures, planet_features
-from spectramind.runtime import log
+from spectramind.runtime import ENV_BUNDLE, log
 from spectramind.shim import atomic_write
 
 if TYPE_CHECKING:
     from spectramind.model import SpectrumRefiner
 
 FGS_WEIGHT = 57.846
+# Set by SIGINT/SIGTERM (the budget's signals, or Ctrl-C): training stops after the current epoch.
+_STOP = threading.Event()
+
+
+def _stopping(stop_at: float) -> bool:
+    return _STOP.is_set() or time.time() >= stop_at
 
 
 def extract(root: Path, split: str, planet_ids: list[str], data_cfg: DictConfig) -> list[PlanetFeatures]:
@@ -50,8 +60,12 @@ def fit(
     lr: float,
     seed: int,
     weight_decay: float = 1e-4,
+    stop_at: float = math.inf,
 ) -> tuple[SpectrumRefiner, list[float]]:
-    """Full-batch Adam on the weighted Gaussian NLL; returns the model and the loss history."""
+    """Full-batch Adam on the weighted Gaussian NLL; returns the model and the loss history.
+
+    Stops early, after the epoch under way, at ``stop_at`` (unix time) or on SIGINT/SIGTERM.
+    """
     import torch
 
     from spectramind.model import SpectrumRefiner, gaussian_nll
@@ -67,6 +81,8 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
+        if _stopping(stop_at):
+            break
         optimiser.zero_grad()
         # Fresh noise at the measured sigma each epoch: the model sees many noisy realisations of
         # each planet, so it learns to denoise instead of memorising one realisation (8-20 planets).
@@ -115,7 +131,8 @@ def main(argv: list[str]) -> int:
     from spectramind.cli import command_parser
     from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
     from spectramind.model import save
-    from spectramind.runtime import apply_determinism, print_json, run_paths
+    from spectramind.runtime import apply_determinism, deadline, print_json, run_paths
+    from spectramind.shim.manifest import file_sha256
 
     args = command_parser("train").parse_intermixed_args(argv)
     as_json, argv = bool(args.json), list(args.overrides)
@@ -124,6 +141,8 @@ def main(argv: list[str]) -> int:
     cfg = compose(argv, config_dir)
     paths = run_paths(cfg, config_dir)
     env = env_profile(cfg)
+    # From a bundle (read-only) training writes its weights under the output dir (/kaggle/working).
+    weights = paths.output / str(cfg.model.weights) if os.environ.get(ENV_BUNDLE) else paths.weights
     determinism = apply_determinism(env.seed, env.deterministic, env.threads)
     save_snapshot(cfg, argv, paths.output)
     ids, targets = read_table(paths.data / "train.csv", width=283)
@@ -144,13 +163,34 @@ def main(argv: list[str]) -> int:
         "lr": float(m.lr),
         "seed": env.seed,
         "weight_decay": float(m.get("weight_decay", 1e-4)),
+        "stop_at": deadline(env.budget_s - env.safety_margin_s, now=started),
     }
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: _STOP.set())
+    log(f"train: fitting {params['epochs']} epochs (stops early, weights saved, at the deadline or a signal)")
     model, history = fit(features, targets, **params)
-    sigma_scale = calibrate_sigma(model, features, targets, folds=int(m.get("sigma_folds", 2)), **params)
+    if not history:
+        raise BudgetExhausted(
+            "the time budget ran out before the first training epoch; no weights were written",
+            where=f"{len(ids)} planets from {paths.data}",
+            fix="raise the budget (SPECTRAMIND_BUDGET_S or env.budget_s) or train on fewer planets",
+        )
+    meta = {"seed": env.seed, "n_train": len(ids), "epochs": len(history)}
+    save(model, weights, meta)  # valid weights from here on, whatever stops the run next
+    sigma_scale = (1.0, 1.0)
+    stopped = len(history) < params["epochs"]
+    if not stopped:
+        calibrated = calibrate_sigma(model, features, targets, folds=int(m.get("sigma_folds", 2)), **params)
+        stopped = _stopping(params["stop_at"])  # refits cut short calibrate nothing: keep the saved ones
+        if not stopped:
+            sigma_scale = calibrated
+            save(model, weights, meta)
     log(f"train: held-out sigma multipliers FGS1 {sigma_scale[0]:.3f}, AIRS {sigma_scale[1]:.3f}")
-    save(model, paths.weights, {"seed": env.seed, "n_train": len(ids), "epochs": int(m.epochs)})
     summary = {
-        "weights": str(paths.weights),
+        "weights": str(weights),
+        "weights_sha256": file_sha256(weights),
+        "epochs_run": len(history),
+        "stopped_early": stopped,
         "n_train": len(ids),
         "loss_first": history[0] if history else None,
         "loss_last": history[-1] if history else None,
@@ -160,10 +200,12 @@ def main(argv: list[str]) -> int:
         "determinism": determinism,
     }
     atomic_write(paths.output / "train_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
-    log(f"train: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}; weights {paths.weights}")
+    log(f"train: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}; weights {weights}")
+    if stopped:
+        log(f"train: stopped at the time budget after {len(history)} of {int(m.epochs)} epochs")
     if as_json:
         print_json(summary)
-    return 0
+    return BudgetExhausted.exit_code if stopped else 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ starts it; ``python -m spectramind.shim`` from a checkout):
    beside the run (``boot.verify=overlap``, the default) or before it (``boot.verify=strict``);
 4. check Python/ABI/platform against MANIFEST ``target`` (exit 1, naming both sides);
 5. activate the installed delta in place (`activate`), or install ``wheels/`` (``bundle.install=wheels``);
-6. the payload's fallback submission (``spectramind predict predict.mode=fallback``), then COMMAND
+6. the payload's fallback submission (``spectramind predict predict.mode=fallback``; none around a
+   ``spectramind train``, which makes no submission), then COMMAND
    (default ``spectramind predict env=kaggle``) in its own process group under the budget (`budget`);
 7. wait for full verification: a mismatch at any time kills the command, puts the step-2 submission
    back and exits 3, so no result of unverified code survives;
@@ -65,7 +66,7 @@ from .drift import describe, find_drift
 from .locate import check_expected, locate_bundle
 from .manifest import bundle_sha256, read_manifest
 from .records import determinism_env, environment_info, find_data_dir, write_records
-from .submit import Submissions
+from .submit import Submissions, makes_submission
 from .target import check_target
 from .verify import Verifier, VerifyReport, check_bundle, verify_mode
 
@@ -84,7 +85,7 @@ class Boot:
         self.budget = Budget(start, DEFAULT_BUDGET_S, DEFAULT_MARGIN_S, 60.0, 30.0)
         self.timings: dict[str, float] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="spectramind-boot-"))
-        self.subs = Submissions(out, self.workdir, self._sample)
+        self.subs = Submissions(out, self.workdir, self._sample, enabled=makes_submission(command))
         self.verifier: Verifier | None = None
         self.verification: dict[str, Any] = {}
         self.pgid: int | None = None
@@ -162,7 +163,7 @@ class Boot:
                 f"the image it was locked against: {describe(self.summary['drift'])} (pin the kernel's "
                 "image, or rebuild with bundle.self_contained=true)"
             )
-        if os.environ.get("SPECTRAMIND_FALLBACK", "1") != "0":
+        if self.subs.enabled and os.environ.get("SPECTRAMIND_FALLBACK", "1") != "0":
             t = time.time()
             self._fallback()
             self.phase("fallback", t)

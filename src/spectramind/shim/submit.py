@@ -4,7 +4,8 @@ Boot writes ``sample_submission.csv`` first (a copy kept as the *trusted* fallba
 it), then the payload's fallback prediction, then the command writes its own. `final` decides what
 stays: after a verification failure only the trusted copy; after a broken submission the last valid
 one; and it names the source of what stays by content, so a record never credits the command with
-a file that boot wrote.
+a file that boot wrote. A training run makes no submission at all: a training kernel must not pass
+for one, so boot then writes none (`makes_submission`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,20 @@ from .base import SUBMISSION_NAME, atomic_write, log
 from .manifest import file_sha256
 from .records import submission_problem
 
+NO_SUBMISSION = "none: a training run makes no submission"
+
+
+def makes_submission(command: list[str]) -> bool:
+    """False for ``spectramind train ...``: boot writes no submission around it."""
+    words = [a for a in command if not a.startswith("-")]
+    return words[:2] != ["spectramind", "train"]
+
 
 class Submissions:
-    def __init__(self, out: Path, workdir: Path, sample: Callable[[], Path | None]) -> None:
+    def __init__(
+        self, out: Path, workdir: Path, sample: Callable[[], Path | None], *, enabled: bool = True
+    ) -> None:
+        self.enabled = enabled
         self.target = out / SUBMISSION_NAME
         self.trusted = workdir / "submission.sample.csv"
         self.backup = workdir / "submission.last-valid.csv"
@@ -27,6 +39,8 @@ class Submissions:
         self.sample = sample
 
     def problem(self) -> str | None:
+        if not self.enabled:
+            return NO_SUBMISSION
         return submission_problem(self.target, self.sample())
 
     def remember(self, source: str) -> None:
@@ -35,7 +49,7 @@ class Submissions:
 
     def copy_sample(self) -> bool:
         """The data's sample_submission.csv as the submission: valid, and no bundle code involved."""
-        sample = self.sample()
+        sample = self.sample() if self.enabled else None
         if sample is None:
             return False
         data = sample.read_bytes()
@@ -60,12 +74,13 @@ class Submissions:
 
     def keep_valid(self) -> None:
         """Remember the current submission, if valid, as the one to restore after the command."""
-        if self.problem() is None:
+        if self.enabled and self.problem() is None:
             shutil.copyfile(self.target, self.backup)
 
     def final(self, *, reason: str, command_started: bool) -> str | None:
         """Decide what stays as the submission; returns its source (None: no submission)."""
-        if reason == "verification-failed":  # nothing from unverified code survives
+        # Nothing from unverified code survives; a training run leaves no submission at all.
+        if reason == "verification-failed" or not self.enabled:
             self.back_to_trusted()
             return "sample_submission" if self.target.is_file() else None
         problem = self.problem()
