@@ -13,6 +13,7 @@ Weights are saved as a key-sorted state dict, so the same seed and data give the
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def load(path: Path) -> SpectrumRefiner:
         state = dict(blob["state_dict"])
         state.setdefault("sigma_calibration", torch.ones(2))  # weights saved before held-out calibration
         model.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError, AttributeError, OSError) as exc:
+    except (RuntimeError, ValueError, KeyError, AttributeError, OSError, pickle.UnpicklingError) as exc:
         raise SpectraMindError(
             f"model weights are unreadable: {exc}",
             where=str(path),
