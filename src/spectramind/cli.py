@@ -105,6 +105,10 @@ def _dispatch(args: list[str]) -> int:
             where="spectramind " + " ".join(args),
             fix=f"spectramind --help; the commands are {', '.join(COMMANDS)}",
         )
+    if any(flag in args[1:] for flag in ("--multirun", "-m")):
+        from spectramind import hpc  # one Slurm job per run, through Hydra's launcher
+
+        return hpc.main(args[0], args[1:])
     module = importlib.import_module(COMMANDS[args[0]][0])
     return int(module.main(args[1:]))
 
