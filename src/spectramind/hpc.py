@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 from spectramind.errors import ConfigError, SpectraMindError
 from spectramind.runtime import log, print_json
 
-MULTIRUN_FLAGS = ("--multirun", "-m")
+WRITES_WEIGHTS = {"train"}  # commands whose weights go into each job's folder (others read model.weights)
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 # Slurm states of a job that has not ended yet (anything else is final).
 _ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
@@ -62,7 +62,8 @@ class JobReport:
 def job_command(
     command: str, overrides: list[str], output_dir: Path, weights_name: str, nproc: int | None
 ) -> list[str]:
-    """The child process one job runs: the command with the job's overrides, writing into its folder.
+    """The child process one job runs: the command with the job's overrides, writing into its folder
+    (``train`` writes its weights there too).
 
     ``nproc`` (torchrun on): ``torchrun --standalone --nproc-per-node=N`` starts N processes on the node.
     """
@@ -70,13 +71,8 @@ def job_command(
     if nproc is not None:
         torchrun = Path(sys.executable).with_name("torchrun")
         runner = [str(torchrun), "--standalone", f"--nproc-per-node={nproc}", "-m", "spectramind.cli"]
-    return [
-        *runner,
-        command,
-        *overrides,
-        f"env.output_dir={output_dir}",
-        f"model.weights={output_dir / weights_name}",
-    ]
+    own_weights = [f"model.weights={output_dir / weights_name}"] if command in WRITES_WEIGHTS else []
+    return [*runner, command, *overrides, f"env.output_dir={output_dir}", *own_weights]
 
 
 def _torchrun_processes(cfg: DictConfig, gpus_per_node: int | None) -> int | None:
@@ -99,11 +95,10 @@ def run_job(command: str, config_dir: str, cfg: DictConfig) -> dict[str, Any]:
     env = {**os.environ, "SPECTRAMIND_CONFIG_DIR": config_dir}
     code = subprocess.run(argv, env=env, check=False).returncode
     if code != 0:
-        raise SpectraMindError(
-            f"spectramind {command} exited with {code} in job {hydra.job.num}",
-            where=str(output_dir),
-            fix="read the error above in this log",
-        )
+        # SystemExit passes through Hydra's run_job (which keeps an Exception as a result) and
+        # submitit, so the job process ends non-zero and Slurm records the job FAILED.
+        print(f"[spectramind] job {hydra.job.num}: spectramind {command} exited with {code}", file=sys.stderr)
+        raise SystemExit(code)
     return {"output_dir": str(output_dir), "exit_code": code}
 
 
@@ -134,15 +129,17 @@ def _slurm_states(job_ids: list[str]) -> dict[str, str]:
 def collect(sweep_dir: Path, submitit_folder: str, *, poll_s: float = 2.0) -> list[JobReport]:
     """Every job submitted into ``sweep_dir``, once Slurm says each has ended."""
     pattern = Path(submitit_folder.replace("%j", "*").replace("%A", "*").replace("%a", "*"))
-    # One folder per array task (<array id>_<index>); the array's own folder holds only the sbatch script.
-    folders = {p.name: p for p in pattern.parent.glob(pattern.name) if "_" in p.name}
+    # A folder per job (<array id>_<index>, or <job id> when the sweep has one run) holds its pickle;
+    # an array's own folder holds only the sbatch script.
+    found = pattern.parent.glob(pattern.name)
+    folders = {p.name: p for p in found if (p / f"{p.name}_submitted.pkl").is_file()}
     states = _slurm_states(list(folders))
     while any(states.get(job_id, "PENDING") in _ACTIVE for job_id in folders):
         time.sleep(poll_s)  # one job failed early and Hydra stopped waiting: let the others end
         states = _slurm_states(list(folders))
     jobs = []
     for job_id, folder in folders.items():
-        num = int(job_id.rsplit("_", 1)[1])
+        num = int(job_id.rsplit("_", 1)[1]) if "_" in job_id else 0
         log_path = folder / f"{job_id}_0_log.err"
         jobs.append(JobReport(num, job_id, states[job_id], str(sweep_dir / str(num)), str(log_path)))
     return sorted(jobs, key=lambda job: job.num)
@@ -151,10 +148,29 @@ def collect(sweep_dir: Path, submitit_folder: str, *, poll_s: float = 2.0) -> li
 def _parse(command: str, argv: list[str]) -> tuple[bool, list[str]]:
     from spectramind.cli import command_parser
 
-    parser = command_parser(command)
-    parser.add_argument(*MULTIRUN_FLAGS, dest="multirun", action="store_true", help="one job per run")
-    args = parser.parse_intermixed_args(argv)
+    args = command_parser(command).parse_intermixed_args(argv)
     return bool(args.json), list(args.overrides)
+
+
+def first_run(overrides: list[str]) -> list[str] | None:
+    """The overrides of the sweep's first run (``seed=1,2,3`` -> ``seed=1``), or None where a sweep
+    cannot be listed without the config (glob sweeps): composing it checks every key before submitting.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    first = []
+    try:
+        for override in OverridesParser.create().parse_overrides(overrides):
+            if not override.is_sweep_override():
+                first.append(str(override.input_line))
+                continue
+            value = next(iter(override.sweep_string_iterator()))
+            prefix = override.get_key_element()
+            first.append(f"{prefix}={value}")
+    except (HydraException, StopIteration, ValueError):
+        return None
+    return first
 
 
 def main(command: str, argv: list[str]) -> int:
@@ -165,11 +181,14 @@ def main(command: str, argv: list[str]) -> int:
     from hydra.types import RunMode
     from omegaconf.errors import OmegaConfBaseException
 
-    from spectramind.config import find_config_dir, normalise_overrides
+    from spectramind.config import compose, find_config_dir, normalise_overrides
 
     as_json, given = _parse(command, argv)
     config_dir = find_config_dir()
     overrides = normalise_overrides(given, config_dir)
+    first = first_run(overrides)
+    if first is not None:
+        compose(first, config_dir)  # a bad key fails here, named, instead of in every job
     where = f"overrides {given} in {config_dir}"
     GlobalHydra.instance().clear()
     try:
