@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from spectramind.config import compose, env_profile
-from spectramind.hpc import _torchrun_processes, job_command
+from spectramind.hpc import _torchrun_processes, first_run, job_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,3 +75,16 @@ def test_multirun_with_a_bad_override_names_it(tmp_path: Path, override: str) ->
     proc = _spectramind("train", "env=default", "-m", override, cwd=tmp_path)
     assert proc.returncode == 2
     assert "bad configuration override" in proc.stderr and override.split("=", maxsplit=1)[0] in proc.stderr
+
+
+def test_first_run_of_a_sweep_keeps_every_key_with_its_first_value() -> None:
+    overrides = ["env=hpc", "seed=1,2,3", "+extra=a,b", "model.lr=range(1,3)", "data.bins=[1,2]", "~predict"]
+    expected = ["env=hpc", "seed=1", "+extra=a", "model.lr=1", "data.bins=[1,2]", "~predict"]
+    assert first_run(overrides) == expected
+    assert first_run(["data=glob(*)"]) is None  # a glob sweep needs the config to list its options
+
+
+def test_torchrun_jobs_span_one_node(tmp_path: Path) -> None:
+    proc = _spectramind("train", "env=hpc", "-m", "hpc.torchrun=true", "hydra.launcher.nodes=2", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "one node" in proc.stderr

@@ -67,12 +67,29 @@ def _spectramind(args: list[str], cwd: Path) -> tuple[int, dict[str, Any], str]:
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 
-@pytest.mark.slow
-def test_multirun_submits_one_slurm_job_per_seed(data: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    code, result, stderr = _spectramind(_args(data, sweep, "seed=1,2,1"), tmp_path)
+def test_slurm_up_is_a_no_op_when_the_cluster_is_up() -> None:
+    require_slurm()
+    before = Path("/run/slurmctld.pid").read_text()
+    proc = subprocess.run(
+        ["bash", str(REPO / "bin" / "slurm-up.sh")], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "is up (node" in proc.stderr and "starting" not in proc.stderr
+    assert Path("/run/slurmctld.pid").read_text() == before
+
+
+@pytest.fixture(scope="module")
+def seeds(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real multirun of three jobs, seeds 1, 2 and 1 again."""
+    tmp = tmp_path_factory.mktemp("seeds")
+    code, result, stderr = _spectramind(_args(data, tmp / "sweep", "seed=1,2,1"), tmp)
     assert code == 0, stderr
-    jobs = result["jobs"]
+    return {**result, "sweep": tmp / "sweep"}
+
+
+@pytest.mark.slow
+def test_multirun_submits_one_slurm_job_per_seed(seeds: dict[str, Any]) -> None:
+    sweep, jobs = seeds["sweep"], seeds["jobs"]
     assert [job["num"] for job in jobs] == [0, 1, 2]
     assert [job["state"] for job in jobs] == ["COMPLETED"] * 3
     ids = [job["slurm_job_id"] for job in jobs]
@@ -89,6 +106,23 @@ def test_multirun_submits_one_slurm_job_per_seed(data: Path, tmp_path: Path) -> 
         weights.append((out / "v50.pt").read_bytes())
     assert weights[0] == weights[2]  # the same seed reproduces the weights byte for byte
     assert weights[0] != weights[1]  # another seed trains another model
+
+
+@pytest.mark.slow
+def test_torchrun_job_shards_predict_over_two_processes(
+    data: Path, seeds: dict[str, Any], tmp_path: Path
+) -> None:
+    weights = Path(seeds["jobs"][0]["output_dir"]) / "v50.pt"
+    args = _args(data, tmp_path / "sweep", "hpc.torchrun=true,false", "hpc.nproc_per_node=2")
+    args[0] = "predict"
+    args += ["hydra.launcher.cpus_per_task=2", f"model.weights={weights}", "predict.flush_every_s=0"]
+    code, result, stderr = _spectramind(args, tmp_path)
+    assert code == 0, stderr
+    sharded, single = (Path(job["output_dir"]) for job in result["jobs"])
+    log = Path(result["jobs"][0]["log"]).read_text()
+    assert "torchrun --standalone --nproc-per-node=2" in log
+    assert "distributed: rank 1/2 (gloo)" in log
+    assert (sharded / "submission.csv").read_bytes() == (single / "submission.csv").read_bytes()
 
 
 @pytest.mark.usefixtures("data")

@@ -202,6 +202,13 @@ def main(command: str, argv: list[str]) -> int:
                     where=f"{where}: hydra/launcher is {launcher}",
                     fix="add env=hpc (its launcher is hydra/launcher: submitit_slurm)",
                 )
+            if cfg.get("hpc", {}).get("torchrun") and int(cfg.hydra.launcher.nodes) > 1:
+                raise ConfigError(
+                    "a torchrun job runs on one node (torchrun --standalone), and this asks for "
+                    f"{cfg.hydra.launcher.nodes}",
+                    where=where,
+                    fix="keep hydra.launcher.nodes=1 with hpc.torchrun=true",
+                )
             # The sweep folder, fixed once (its default holds the time) so the report finds the jobs.
             sweep_dir = Path(str(cfg.hydra.sweep.dir)).resolve()
             overrides = [*overrides, f"hydra.sweep.dir={sweep_dir}"]
