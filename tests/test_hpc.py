@@ -88,3 +88,10 @@ def test_torchrun_jobs_span_one_node(tmp_path: Path) -> None:
     proc = _spectramind("train", "env=hpc", "-m", "hpc.torchrun=true", "hydra.launcher.nodes=2", cwd=tmp_path)
     assert proc.returncode == 2
     assert "one node" in proc.stderr
+
+
+def test_slurm_up_is_shellcheck_clean(repo: Path) -> None:
+    proc = subprocess.run(
+        ["shellcheck", str(repo / "bin" / "slurm-up.sh")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout

@@ -4,7 +4,7 @@ Hydra expands the sweep (``seed=1,2,3``) and its submitit launcher (``hydra/laun
 submitit_slurm``, set by ``env=hpc``) submits one Slurm job per run. On the node each job runs the
 command again as a child process (under ``torchrun`` when ``hpc.torchrun`` is on) with its own output
 folder, ``<hydra.sweep.dir>/<job number>/``, which receives the weights and the command's outputs.
-A job whose command fails raises, so Slurm records it FAILED; afterwards every job is reported with
+A job whose command fails exits non-zero, so Slurm records it FAILED; afterwards every job is reported with
 its Slurm state (from ``sacct``) and log path, and any job not COMPLETED makes the command fail.
 
 Hydra offers no public call that runs a multirun from another program's command line (``@hydra.main``
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig
 
-if TYPE_CHECKING:
-    from hydra._internal.hydra import Hydra
-
 from spectramind.errors import ConfigError, SpectraMindError
 from spectramind.runtime import log, print_json
+
+if TYPE_CHECKING:
+    from hydra._internal.hydra import Hydra
 
 WRITES_WEIGHTS = {"train"}  # commands whose weights go into each job's folder (others read model.weights)
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
@@ -53,7 +53,7 @@ class JobReport:
     """One Slurm job of a multirun, as Slurm and the job's folders tell it."""
 
     num: int  # Hydra's job number: its output folder is <sweep dir>/<num>
-    slurm_job_id: str  # <array job id>_<index>
+    slurm_job_id: str  # <array job id>_<index> (the plain job id when the sweep has one run)
     state: str  # sacct's State (COMPLETED, FAILED, CANCELLED, TIMEOUT, ...)
     output_dir: str
     log: str  # the job's stderr (tracebacks); its stdout sits beside it as ..._log.out
