@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("test", "test --json env=kaggle"),
     ),
 }
+MULTIRUN_FLAGS = ("--multirun", "-m")
 OVERRIDES_HELP = (
     "configuration overrides, before or after the options: group=option (env=kaggle), "
     "key=value (data.seed=7), +group=option or +key=value, ~key removes one"
@@ -68,6 +69,11 @@ def command_parser(name: str) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        *MULTIRUN_FLAGS,
+        action="store_true",
+        help="one Slurm job per run of the sweep (seed=1,2,3); needs env=hpc",
+    )
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
     return parser
 
@@ -105,6 +111,10 @@ def _dispatch(args: list[str]) -> int:
             where="spectramind " + " ".join(args),
             fix=f"spectramind --help; the commands are {', '.join(COMMANDS)}",
         )
+    if any(flag in args[1:] for flag in MULTIRUN_FLAGS):
+        from spectramind import hpc  # one Slurm job per run, through Hydra's launcher
+
+        return hpc.main(args[0], args[1:])
     module = importlib.import_module(COMMANDS[args[0]][0])
     return int(module.main(args[1:]))
 

@@ -81,7 +81,7 @@ def _groups(config_dir: Path) -> set[str]:
     return {p.name for p in config_dir.iterdir() if p.is_dir() and any(p.glob("*.yaml"))}
 
 
-def _normalise(overrides: list[str], config_dir: Path) -> list[str]:
+def normalise_overrides(overrides: list[str], config_dir: Path) -> list[str]:
     """Turn the seed's ``+group=option`` into ``group=option`` where the group is in the defaults."""
     groups = _groups(config_dir)
     out = []
@@ -102,7 +102,7 @@ def compose(overrides: list[str] | None = None, config_dir: Path | None = None) 
 
     directory = (config_dir or find_config_dir()).resolve()
     given = list(overrides or [])
-    items = _normalise(given, directory)
+    items = normalise_overrides(given, directory)
     where = f"overrides {given} in {directory}"
     GlobalHydra.instance().clear()
     try:
@@ -147,9 +147,11 @@ def typed(schema: type[_T], node: Any, group: str) -> _T:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
+        # Resolved in place first: a group may interpolate keys outside itself (env.seed: ${seed}).
+        values = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
         base = OmegaConf.structured(schema)
         OmegaConf.set_readonly(base, False)  # frozen dataclasses make read-only nodes; merge first
-        merged = OmegaConf.merge(base, node)
+        merged = OmegaConf.merge(base, values)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(
