@@ -372,7 +372,7 @@ def test_torch_index_whose_published_sha256_does_not_match_its_file_fails(
     assert code == 3, data
     assert data["what"].startswith("a file pip fetched for torch==2.13.0+cpu from ")
     assert "does not match its expected sha256" in data["what"] and "0" * 64 in data["what"]
-    assert data["where"] == cpu.simple_url and "sha256 that index publishes" in data["fix"]
+    assert data["where"] == cpu.simple_url and "the one its index publishes" in data["fix"]
     assert _nothing_written(torch_project)
 
 
@@ -417,3 +417,24 @@ def test_without_torch_index_torch_stays_left_out(
     project = ProjectWheel("spectramind", "0.0.1", project_wheel.name, sha256_file(project_wheel), 0, False)
     pins, _left = image_pins(list(lock.pins), {"sys_platform": "linux"})
     assert (out / "requirements.txt").read_text() == requirements_text(pins, project, "requirements.lock")
+
+
+def test_docker_workflow_checks_the_cpu_torch_in_what_the_image_cmd_prints(tmp_path: Path) -> None:
+    """The workflow's check on the CMD's output, run as written on `spectramind test`'s real output."""
+    torch = pytest.importorskip("torch")
+    if torch.version.cuda is not None:
+        pytest.skip("this torch is a CUDA build; the image's is the CPU one")
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "docker.yml").read_text())
+    step = next(s["run"] for s in workflow["jobs"]["image"]["steps"] if "docker run" in s.get("run", ""))
+    [check] = [shlex.split(line) for line in step.splitlines() if line.startswith("grep ")]
+    entry = json.loads(one(dockerfile(), "ENTRYPOINT").args) + json.loads(one(dockerfile(), "CMD").args)
+    exe = shutil.which(entry[0], path=str(Path(sys.executable).parent))
+    assert exe is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPECTRAMIND_")} | {"COLUMNS": "200"}
+    # The python check fails here (this is not the image's 3.12); the table is printed all the same.
+    run = subprocess.run([exe, *entry[1:]], env=env, capture_output=True, text=True, timeout=300, check=False)
+    (tmp_path / check[-1]).write_text(run.stdout + run.stderr)
+    assert subprocess.run(check, cwd=tmp_path, capture_output=True, check=False).returncode == 0, run.stderr
+    without = "│ cuda            │ skip   │ torch is not installed │\n"
+    (tmp_path / check[-1]).write_text(without)
+    assert subprocess.run(check, cwd=tmp_path, capture_output=True, check=False).returncode == 1

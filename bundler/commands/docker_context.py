@@ -62,10 +62,6 @@ TORCH = "torch"
 CPU_BUILD = "cpu"  # the local version label of the CPU index's builds: torch==2.13.0+cpu
 # pip's words for a file that does not match the hash it was checked against.
 _HASH_MISMATCH = "DO NOT MATCH THE HASHES"
-_LOCK_FIX = (
-    "check bundle.index_url and the network; a hash mismatch means the index's file "
-    "differs from the lock's (re-lock with `python -m bundler lock` if the index is trusted)"
-)
 
 
 def image_pins(pins: list[LockedPin], environment: dict[str, str]) -> tuple[list[LockedPin], list[str]]:
@@ -148,7 +144,7 @@ def uncovered(requires: tuple[str, ...], pins: list[LockedPin], environment: dic
 
 
 def _download(
-    settings: Settings, dest: Path, *, index_url: str, args: list[str], what: str, where: str, fix: str
+    settings: Settings, dest: Path, *, index_url: str, args: list[str], what: str, where: str
 ) -> None:
     """pip fetches ``args`` (a hash-pinned requirements file, or one requirement) from ``index_url``
     alone, one file each, for the target's tags, checking each file's hash.
@@ -180,10 +176,15 @@ def _download(
         raise VerificationError(
             f"a file pip fetched for {what} does not match its expected sha256: {tail}",
             where=where,
-            fix=fix,
+            fix="do not use that file: the index serves one that differs from the sha256 it was checked "
+            "against (the lock's; for torch, the one its index publishes); if the index is trusted "
+            "and the lock is outdated, re-lock with `python -m bundler lock`",
         )
     raise BundlerError(
-        f"pip could not fetch {what} for target {settings.target.name}: {tail}", where=where, fix=fix
+        f"pip could not fetch {what} for target {settings.target.name}: {tail}",
+        where=where,
+        fix="check the network and the index: bundle.index_url for the lock's pins, "
+        "--torch-index (https://download.pytorch.org/whl/cpu) for torch",
     )
 
 
@@ -207,9 +208,6 @@ def fetch_torch(
         args=["--only-binary=:all:", pin.key],
         what=f"{pin.key} from {index}",
         where=index,
-        fix="pass the CPU index (--torch-index https://download.pytorch.org/whl/cpu) and check the "
-        "network; a hash mismatch means the file differs from the sha256 that index publishes: "
-        "retry, and do not use an index you do not trust",
     )
     [wheel] = [f for f in wheels.iterdir() if f.name.endswith(".whl") and _names(f, locked)]
     problems = uncovered(wheel_requires(wheel), pins, environment)
@@ -310,7 +308,6 @@ def prepare(settings: Settings, lock_path: Path, out: Path, torch_index: str | N
                 args=["--require-hashes", f"--requirement={deps}"],
                 what="the locked wheels",
                 where=str(deps),
-                fix=_LOCK_FIX,
             )
         pins = _build_sdists(settings, pins, stage / WHEELS)
         s = settings
