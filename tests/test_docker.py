@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bundler.commands.docker_context import LEFT_OUT, PROFILE, image_pins, requirements_text
+from bundler.commands.docker_context import LEFT_OUT, PROFILE, cpu_version, image_pins, requirements_text
 from bundler.lockfile import LockedPin, parse_lock
 from bundler.projectwheel import ProjectWheel
 from tests import test_build as tb
@@ -159,6 +159,11 @@ def test_requirements_keep_the_locked_hashes_drop_torch_and_pin_the_project_whee
         "spectramind==0.5.0 \\",
         f"    --hash=sha256:{'c' * 64}",
     ]
+
+
+def test_the_cpu_build_of_a_locked_torch_is_its_public_version_plus_cpu() -> None:
+    assert cpu_version("2.13.0") == "2.13.0+cpu"
+    assert cpu_version("2.13.0+cu126") == "2.13.0+cpu"  # a lock taken from a CUDA index's local label
 
 
 def test_context_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
