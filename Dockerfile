@@ -1,8 +1,12 @@
 # The docker profile (configs/env/docker.yaml): SpectraMind V50 on python:3.12-slim, installed offline
 # from a prepared context with every file checked against its hash. From the repository root:
-#   python -m bundler docker-context     # dist/docker/: wheels/ + hash-pinned requirements.txt
+#   python -m bundler docker-context --torch-index https://download.pytorch.org/whl/cpu
+#                                        # dist/docker/: wheels/ + hash-pinned requirements.txt
 #   docker build -t spectramind-v50 .
 #   docker run --rm spectramind-v50      # spectramind test env=docker target=kaggle-cp312
+# With --torch-index the image has torch's CPU build (the lock's version, +cpu), pinned by the sha256
+# that index published when the context was made (requirements.txt says so); without it torch is
+# left out and the payload runs only with predict.mode=fallback.
 # tests/test_docker.py runs this file's install RUN and ENTRYPOINT + CMD in a fresh Python 3.12 venv.
 
 # The base, pinned by digest. Taken from public Dockerfiles pinning python:3.12-slim, not confirmed

@@ -226,6 +226,13 @@ def _lock_and_out(cmd: _Parser, out_help: str) -> None:
 
 def _add_docker_context(cmd: _Parser) -> None:
     _lock_and_out(cmd, "context directory (default: dist/docker)")
+    cmd.add_argument(
+        "--torch-index",
+        metavar="URL",
+        default=None,
+        help="also put torch's CPU build (the lock's version, +cpu) in the image, from this index "
+        "(https://download.pytorch.org/whl/cpu), pinned by the sha256 the index publishes",
+    )
     cmd.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=OVERRIDES_HELP)
 
 

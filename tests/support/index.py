@@ -3,6 +3,9 @@
 It records every request path so tests can assert what was (or was not) fetched, and stops
 when the context exits. With ``metadata=True`` it also serves each wheel's METADATA as PEP 658
 ``<file>.metadata`` (announced with ``data-core-metadata="sha256=..."``), as PyPI does.
+``published`` replaces the ``#sha256=`` a link announces for a file name (an index whose published
+hash does not match its file). File names that need quoting in a URL (``torch-2.13.0+cpu-...``,
+which pip requests as ``%2B``) are served as the PyTorch index serves them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import html
 import re
 import threading
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +52,9 @@ def wheel_metadata(wheel: Path) -> bytes:
 
 
 @contextmanager
-def serve_index(folder: Path, *, metadata: bool = False) -> Iterator[LocalIndex]:
+def serve_index(
+    folder: Path, *, metadata: bool = False, published: dict[str, str] | None = None
+) -> Iterator[LocalIndex]:
     """Serve ``folder`` as ``http://127.0.0.1:<port>/simple/`` for the duration of the block."""
     index = LocalIndex(root=folder)
 
@@ -58,13 +64,13 @@ def serve_index(folder: Path, *, metadata: bool = False) -> Iterator[LocalIndex]
 
         def do_GET(self) -> None:
             index.requests.append(self.path)
-            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            parts = [urllib.parse.unquote(p) for p in self.path.split("?")[0].split("/") if p]
             if parts[:1] == ["simple"] and len(parts) == 2:
                 project = _normalise(parts[1])
                 links = []
                 for f in sorted(folder.iterdir()):
                     if f.is_file() and _project_of(f.name) == project:
-                        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+                        digest = (published or {}).get(f.name) or hashlib.sha256(f.read_bytes()).hexdigest()
                         core = ""
                         if metadata and f.name.endswith(".whl"):
                             meta_sha = hashlib.sha256(wheel_metadata(f)).hexdigest()
