@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -15,13 +17,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig
 
+from spectramind import tracking
 from spectramind.dataio import list_planets, read_adc, read_table
 from spectramind.errors import BudgetExhausted, DataError
 from spectramind.features import PlanetFeatures, planet_features
-from spectramind.runtime import ENV_BUNDLE, log
-from spectramind.shim import atomic_write
+from spectramind.runtime import ENV_BUNDLE, RunPaths, log
+from spectramind.shim import atomic_write, read_manifest
+from spectramind.shim.manifest import file_sha256
+from spectramind.shim.records import determinism_env, write_records
 
 if TYPE_CHECKING:
+    from spectramind.config import EnvProfile
     from spectramind.model import SpectrumRefiner
 
 FGS_WEIGHT = 57.846
@@ -129,10 +135,8 @@ def calibrate_sigma(
 
 def main(argv: list[str]) -> int:
     from spectramind.cli import command_parser
-    from spectramind.config import compose, config_hash, env_profile, find_config_dir, save_snapshot
-    from spectramind.model import save
-    from spectramind.runtime import apply_determinism, deadline, print_json, run_paths
-    from spectramind.shim.manifest import file_sha256
+    from spectramind.config import compose, env_profile, find_config_dir, save_snapshot
+    from spectramind.runtime import print_json, run_paths
 
     args = command_parser("train").parse_intermixed_args(argv)
     as_json, argv = bool(args.json), list(args.overrides)
@@ -143,8 +147,41 @@ def main(argv: list[str]) -> int:
     env = env_profile(cfg)
     # From a bundle (read-only) training writes its weights under the output dir (/kaggle/working).
     weights = paths.output / str(cfg.model.weights) if os.environ.get(ENV_BUNDLE) else paths.weights
-    determinism = apply_determinism(env.seed, env.deterministic, env.threads)
+    track = tracking.settings(cfg)
     save_snapshot(cfg, argv, paths.output)
+    # The tracker starts (and imports mlflow) before the seeds are set: it cannot move the weights.
+    with tracking.start(track, paths.output) as tracker:
+        summary = _train(cfg, paths, env, weights=weights, started=started, tracker=tracker)
+    code = BudgetExhausted.exit_code if summary["stopped_early"] else 0
+    atomic_write(paths.output / "train_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
+    record = _run_record(
+        argv, env, paths=paths, summary=summary, started=started, code=code, store=tracker.store
+    )
+    write_records(paths.output, record)
+    log(f"train: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}; weights {weights}")
+    if summary["stopped_early"]:
+        log(f"train: stopped at the time budget after {summary['epochs_run']} of {cfg.model.epochs} epochs")
+    if as_json:
+        print_json(summary)
+    return code
+
+
+def _train(
+    cfg: DictConfig,
+    paths: RunPaths,
+    env: EnvProfile,
+    *,
+    weights: Path,
+    started: float,
+    tracker: tracking.NullTracker,
+) -> dict[str, Any]:
+    """Calibrate the train planets, fit (up to the deadline), measure the held-out sigmas, save the
+    weights, log the run to the tracker; returns the summary."""
+    from spectramind.config import config_hash
+    from spectramind.model import save
+    from spectramind.runtime import apply_determinism, deadline
+
+    determinism = apply_determinism(env.seed, env.deterministic, env.threads)
     ids, targets = read_table(paths.data / "train.csv", width=283)
     planets = list_planets(paths.data, "train")
     if planets != ids:
@@ -197,15 +234,89 @@ def main(argv: list[str]) -> int:
         "sigma_calibration": list(sigma_scale),
         "seconds": round(time.time() - started, 3),
         "config_sha256": config_hash(cfg),
+        "data_sha256": file_sha256(paths.data / "train.csv"),
         "determinism": determinism,
+        "mlflow_run_id": tracker.run_id,
     }
-    atomic_write(paths.output / "train_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
-    log(f"train: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}; weights {weights}")
-    if stopped:
-        log(f"train: stopped at the time budget after {len(history)} of {int(m.epochs)} epochs")
-    if as_json:
-        print_json(summary)
-    return BudgetExhausted.exit_code if stopped else 0
+    tracker.log_training(
+        params={k: v for k, v in params.items() if k != "stop_at"}
+        | {"n_train": len(ids), "data_sha256": summary["data_sha256"]},
+        history=history,
+        metrics={"sigma_calibration_fgs1": sigma_scale[0], "sigma_calibration_airs": sigma_scale[1]},
+        tags={
+            k: str(summary[k]) for k in ("weights_sha256", "config_sha256", "data_sha256", "stopped_early")
+        },
+        config=paths.output / ".hydra" / "config.yaml",
+        weights=weights,
+    )
+    return summary
+
+
+def _git_commit(project: Path) -> str | None:
+    """The bundle's commit (MANIFEST.json) in a kernel, else the checkout's HEAD (+dirty), else None."""
+    bundle = os.environ.get(ENV_BUNDLE)
+    if bundle:
+        try:
+            return read_manifest(Path(bundle)).get("git_commit")
+        except (OSError, ValueError):
+            return None
+    git = ["git", "-C", str(project)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _run_record(
+    argv: list[str],
+    env: EnvProfile,
+    *,
+    paths: RunPaths,
+    summary: dict[str, Any],
+    started: float,
+    code: int,
+    store: Path | None,
+) -> dict[str, Any]:
+    """``run_hash_summary_v50.json`` of a train run: the boot shim's field names, plus the training's."""
+    import torch
+
+    return {
+        "schema": 2,
+        "command": ["spectramind", "train", *argv],
+        "profile": env.name,
+        "profile_settings": {
+            "name": env.name,
+            "seed": env.seed,
+            "deterministic": env.deterministic,
+            "threads": env.threads,
+        },
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "bundle": os.environ.get(ENV_BUNDLE),
+        "git_commit": _git_commit(paths.project),
+        "config_sha256": summary["config_sha256"],
+        "data": str(paths.data),
+        "data_sha256": summary["data_sha256"],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "seeds": {"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED"), "seed": env.seed},
+        "determinism": summary["determinism"],
+        "determinism_env": determinism_env(),
+        "timings_s": {"total": round(time.time() - started, 4)},
+        "exit": {"code": code, "reason": "budget" if code else "completed"},
+        "weights": summary["weights"],
+        "weights_sha256": summary["weights_sha256"],
+        "mlflow_run_id": summary["mlflow_run_id"],
+        "tracking_store": str(store) if store else None,
+    }
 
 
 if __name__ == "__main__":
