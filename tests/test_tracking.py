@@ -2,7 +2,8 @@
 
 Each train runs as its own process on one tiny synthetic set (4 planets, 3 epochs), as a user runs it:
 tracked inside a new network namespace (``unshare -n``), tracked again, untracked (the default) and
-with mlflow made unimportable. The four weights files must be byte-identical.
+with mlflow made unimportable: the four weights files must be byte-identical. A failed run and one the
+budget stopped close their MLflow runs as what they were.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from spectramind.synth import make_dataset
 from spectramind.tracking import INSTALL_HINT
 
-pytestmark = pytest.mark.slow  # five trains, each its own process (~20 s each on the 2-core machine)
+pytestmark = pytest.mark.slow  # seven trains, each its own process (~20 s each on the 2-core machine)
 
 # Runs the CLI with an audit hook that reports every attempt to resolve or reach a host.
 AUDITED_CLI = """
