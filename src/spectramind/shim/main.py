@@ -65,7 +65,7 @@ from .budget import (
 from .drift import describe, find_drift
 from .locate import check_expected, locate_bundle
 from .manifest import bundle_sha256, read_manifest
-from .records import determinism_env, environment_info, find_data_dir, write_records
+from .records import clear_records, determinism_env, environment_info, find_data_dir, write_boot_records
 from .submit import Submissions, makes_submission
 from .target import check_target
 from .verify import Verifier, VerifyReport, check_bundle, verify_mode
@@ -175,7 +175,7 @@ class Boot:
                 fix="raise SPECTRAMIND_BUDGET_S, or start boot earlier in the kernel",
             )
         self.subs.keep_valid()
-        (self.out / DEGRADED_NAME).unlink(missing_ok=True)  # only this run's command may say so
+        clear_records(self.out)
         env = dict(self.env, SPECTRAMIND_BUDGET_S=f"{max(0.0, self.budget.left()):.3f}")
         log(f"running {' '.join(self.command)} ({self.budget.left():.1f} s to the soft deadline)")
         t = time.time()
@@ -371,7 +371,7 @@ class Boot:
             },
         )
         try:
-            write_records(self.out, self.summary)
+            write_boot_records(self.out, self.summary)
         except OSError as exc:
             log(f"cannot write the run records to {self.out}: {exc}")
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .base import COMPETITION, DEBUG_LOG_NAME, SUMMARY_NAME, atomic_write
+from .base import COMPETITION, DEBUG_LOG_NAME, DEGRADED_NAME, SUMMARY_NAME, atomic_write
 
 
 def submission_problem(path: Path, sample: Path | None = None) -> str | None:  # noqa: PLR0911
@@ -120,6 +120,22 @@ def determinism_env() -> dict[str, str | None]:
         "OPENBLAS_NUM_THREADS",
     )
     return {k: os.environ.get(k) for k in names}
+
+
+def clear_records(out: Path) -> None:
+    """Before the command runs: only this run's command may leave a record or say it is degraded."""
+    for name in (SUMMARY_NAME, DEGRADED_NAME):
+        (out / name).unlink(missing_ok=True)
+
+
+def write_boot_records(out: Path, summary: dict[str, Any]) -> None:
+    """Boot's records, keeping the record the command wrote itself (train's MLflow run id and weights
+    sha256, predict's own) under ``command_record`` instead of overwriting it."""
+    try:
+        own = json.loads((out / SUMMARY_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        own = None
+    write_records(out, {**summary, "command_record": own} if isinstance(own, dict) else summary)
 
 
 def write_records(out: Path, summary: dict[str, Any]) -> None:
