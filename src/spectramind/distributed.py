@@ -1,4 +1,7 @@
-"""Multi-process inference with ``torch.distributed``: shard planets, gather rows on rank 0.
+"""Multi-process runs with ``torch.distributed``: shard planets, gather the results.
+
+``predict`` gathers the finished rows on rank 0; ``train`` shares the calibrated planets with every
+rank and fits on rank 0 alone (the fit is tiny; calibration is the cost).
 
 Launched by ``torchrun --nproc-per-node N -m spectramind.cli predict ...`` (which sets RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT). Backend: NCCL when every rank has a CUDA device (the
@@ -61,6 +64,26 @@ def gather(ctx: DistContext, obj: _T) -> list[_T]:
     gathered: list[_T | None] = [None] * ctx.world
     dist.gather_object(obj, gathered if ctx.is_main else None, dst=0)
     return [item for item in gathered if item is not None] if ctx.is_main else [obj]
+
+
+def all_gather(ctx: DistContext, obj: _T) -> list[_T]:
+    """Every rank's ``obj`` on every rank, in rank order."""
+    if not ctx.active:
+        return [obj]
+    import torch.distributed as dist
+
+    gathered: list[_T | None] = [None] * ctx.world
+    dist.all_gather_object(gathered, obj)
+    return [item for item in gathered if item is not None]
+
+
+def unshard(parts: list[list[_T]]) -> list[_T]:
+    """The inverse of `shard`: rank r's j-th item was item ``r + j * world``."""
+    world = len(parts)
+    out: list[_T] = [None] * sum(len(p) for p in parts)  # type: ignore[list-item]
+    for rank, part in enumerate(parts):
+        out[rank::world] = part
+    return out
 
 
 def shutdown(ctx: DistContext) -> None:

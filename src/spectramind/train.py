@@ -56,6 +56,19 @@ def extract(root: Path, split: str, planet_ids: list[str], data_cfg: DictConfig)
     return out
 
 
+def calibrate_planets(root: Path, ids: list[str], data_cfg: DictConfig) -> list[PlanetFeatures]:
+    """The train planets' features; under torchrun each rank calibrates its share and every rank gets
+    all of them, in the planets' order (so the weights match a single-process run byte for byte)."""
+    from spectramind import distributed
+
+    ctx = distributed.init(enabled=False)
+    mine = distributed.shard(ids, ctx)
+    log(f"train: calibrating {len(mine)} of {len(ids)} planets from {root} (rank {ctx.rank}/{ctx.world})")
+    parts = distributed.all_gather(ctx, extract(root, "train", mine, data_cfg))
+    distributed.shutdown(ctx)
+    return distributed.unshard(parts)
+
+
 def fit(
     features: list[PlanetFeatures],
     targets: np.ndarray,
@@ -144,6 +157,9 @@ def main(argv: list[str]) -> int:
     config_dir = find_config_dir()
     cfg = compose(argv, config_dir)
     paths = run_paths(cfg, config_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: the other ranks only calibrate their share
+        calibrate_planets(paths.data, read_table(paths.data / "train.csv", width=283)[0], cfg.data)
+        return 0
     env = env_profile(cfg)
     # From a bundle (read-only) training writes its weights under the output dir (/kaggle/working).
     weights = paths.output / str(cfg.model.weights) if os.environ.get(ENV_BUNDLE) else paths.weights
@@ -190,8 +206,7 @@ def _train(
             where=str(paths.data / "train.csv"),
             fix="every train.csv row needs a train/<planet_id>/ folder",
         )
-    log(f"train: calibrating {len(ids)} planets from {paths.data}")
-    features = extract(paths.data, "train", ids, cfg.data)
+    features = calibrate_planets(paths.data, ids, cfg.data)
     m = cfg.model
     params: dict[str, Any] = {
         "hidden": int(m.hidden),
