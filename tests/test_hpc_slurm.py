@@ -106,6 +106,8 @@ def test_multirun_submits_one_slurm_job_per_seed(seeds: dict[str, Any]) -> None:
         assert out == sweep / str(job["num"])
         summary = json.loads((out / "train_summary.json").read_text())
         assert summary["determinism"]["seed"] == seed
+        record = json.loads((out / "run_hash_summary_v50.json").read_text())  # each job's own run record
+        assert record["weights_sha256"] == summary["weights_sha256"] and record["seeds"]["seed"] == seed
         assert f"seed={seed}" in (out / ".hydra" / "overrides.yaml").read_text()
         assert "Job completed successfully" in Path(job["log"]).with_suffix(".out").read_text()
         weights.append((out / "v50.pt").read_bytes())
