@@ -111,9 +111,8 @@ def source_date_epoch(commit_time: int | None) -> int:
     return commit_time if commit_time is not None else _DEFAULT_EPOCH
 
 
-def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
-    settings = load(list(args.overrides or []), args.config_dir)
-    out = Path(args.out).resolve() if args.out else settings.path(settings.bundle.out)
+def lock_path(args: argparse.Namespace, settings: Settings) -> Path:
+    """``--lock``, else ``bundle.lock``; it must exist."""
     lock = Path(args.lock).resolve() if args.lock else settings.path(settings.bundle.lock)
     if not lock.is_file():
         raise UsageError(
@@ -121,6 +120,13 @@ def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
             where=str(lock),
             fix="create it with `python -m bundler lock` (or pass --lock PATH)",
         )
+    return lock
+
+
+def resolve_inputs(args: argparse.Namespace) -> BuildInputs:
+    settings = load(list(args.overrides or []), args.config_dir)
+    out = Path(args.out).resolve() if args.out else settings.path(settings.bundle.out)
+    lock = lock_path(args, settings)
     if out == settings.root or settings.root.is_relative_to(out):
         raise UsageError("--out would replace the project itself", where=str(out), fix="use dist/bundle")
     if out.name == "kernels":  # the kernel folders are written to <out>/../kernels

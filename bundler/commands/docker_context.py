@@ -40,7 +40,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bundler.clobber import wheel_requires
-from bundler.commands.build import git_info, source_date_epoch
+from bundler.commands.build import git_info, lock_path, source_date_epoch
 from bundler.config import Settings, load
 from bundler.errors import BundlerError, UsageError, VerificationError
 from bundler.fetch import hash_file, safe_url
@@ -346,13 +346,7 @@ def prepare(settings: Settings, lock_path: Path, out: Path, torch_index: str | N
 
 def run(args: argparse.Namespace) -> Result:
     settings = load([*PROFILE, *(args.overrides or [])], args.config_dir)
-    lock = Path(args.lock).resolve() if args.lock else settings.path(settings.bundle.lock)
-    if not lock.is_file():
-        raise UsageError(
-            "the lock file does not exist",
-            where=str(lock),
-            fix="create it with `python -m bundler lock` (or pass --lock PATH)",
-        )
+    lock = lock_path(args, settings)
     out = Path(args.out).resolve() if args.out else settings.root / "dist" / "docker"
     data = prepare(settings, lock, out, args.torch_index)
     torch = data.get("torch")
