@@ -107,3 +107,18 @@ def test_no_epoch_before_the_deadline_writes_no_weights(data: Path, tmp_path: Pa
     assert proc.returncode == 124
     assert "before the first training epoch" in proc.stderr
     assert not (tmp_path / "working" / "weights").exists()
+
+
+def test_training_gives_back_the_signal_handlers_it_borrowed() -> None:
+    """In-process train (tests, notebooks) must leave Ctrl-C as it found it, and a new run unstopped."""
+    from spectramind import train
+
+    before = signal.getsignal(signal.SIGINT)
+    with train._stop_on_signals():
+        assert signal.getsignal(signal.SIGINT) is not before
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert train._STOP.is_set()  # the signal stops training instead of raising
+    assert signal.getsignal(signal.SIGINT) is before
+    with train._stop_on_signals():
+        assert not train._STOP.is_set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +148,20 @@ def calibrate_sigma(
     return scales[0], scales[1]
 
 
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM stop training after the current epoch (with the weights reached saved) while
+    this lasts; the previous handlers come back afterwards."""
+    _STOP.clear()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(sig, lambda *_: _STOP.set()) for sig in signals]
+    try:
+        yield
+    finally:
+        for sig, handler in zip(signals, previous, strict=True):
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str]) -> int:
     from spectramind.cli import command_parser
     from spectramind.config import compose, env_profile, find_config_dir, save_snapshot
@@ -166,7 +182,7 @@ def main(argv: list[str]) -> int:
     track = tracking.settings(cfg)
     save_snapshot(cfg, argv, paths.output)
     # The tracker starts (and imports mlflow) before the seeds are set: it cannot move the weights.
-    with tracking.start(track, paths.output) as tracker:
+    with tracking.start(track, paths.output) as tracker, _stop_on_signals():
         summary = _train(cfg, paths, env, weights=weights, started=started, tracker=tracker)
     code = BudgetExhausted.exit_code if summary["stopped_early"] else 0
     atomic_write(paths.output / "train_summary.json", json.dumps(summary, indent=2, sort_keys=True).encode())
@@ -217,8 +233,6 @@ def _train(
         "weight_decay": float(m.get("weight_decay", 1e-4)),
         "stop_at": deadline(env.budget_s - env.safety_margin_s, now=started),
     }
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: _STOP.set())
     log(f"train: fitting {params['epochs']} epochs (stops early, weights saved, at the deadline or a signal)")
     model, history = fit(features, targets, **params)
     if not history:
