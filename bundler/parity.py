@@ -9,7 +9,6 @@ cannot see (line endings, quoting, a trailing newline) is reported as the first 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,10 +53,6 @@ def read_submission(path: Path, label: str) -> bytes:
             where=str(path),
             fix="run that profile first, or pass the path of the submission.csv it wrote",
         ) from exc
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _rows(data: bytes) -> list[list[str]]:

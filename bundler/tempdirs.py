@@ -73,3 +73,20 @@ def temporary(prefix: str, parent: Path | None = None) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def fresh_out(out: Path, command: str, marker: str) -> None:
+    """Make ``--out`` an empty folder for ``command``; a non-empty one is emptied only when it holds
+    ``marker`` (the command made it), never a folder of the user's."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / marker).is_file():
+            from bundler.errors import UsageError
+
+            raise UsageError(
+                f"--out is not empty and was not made by {command}",
+                where=str(out),
+                fix="pass an empty or new folder as --out",
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / marker).write_text(f"made by python -m bundler {command}; emptied before each run\n")

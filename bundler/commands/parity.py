@@ -12,14 +12,14 @@ nightly workflow's docker container) to the comparison; ``--profiles none`` only
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 from typing import Any
 
-from bundler import parity
+from bundler import parity, tempdirs
 from bundler.config import load
 from bundler.errors import EXIT_ERROR, UsageError
 from bundler.output import Result
+from bundler.pack import sha256_bytes
 from bundler.steps import Steps, ensure_weights
 
 PROFILES = ("default", "ci", "docker", "kaggle")
@@ -53,18 +53,6 @@ def _external(specs: list[str]) -> dict[str, Path]:
             )
         out[name] = Path(path).resolve()
     return out
-
-
-def _prepare(out: Path) -> None:
-    if out.exists() and any(out.iterdir()) and not (out / _MARKER).is_file():
-        raise UsageError(
-            "--out is not empty and was not made by parity",
-            where=str(out),
-            fix="pass an empty or new folder as --out",
-        )
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    (out / _MARKER).write_text("made by python -m bundler parity; emptied before each run\n")
 
 
 def _local(steps: Steps, profile: str, data: Path, out: Path) -> Path:
@@ -128,7 +116,7 @@ def run(args: argparse.Namespace) -> Result:
     if not profiles:  # compare submissions made elsewhere (the nightly workflow's jobs)
         return _compare(external, {}, {})
     out = Path(args.out).resolve() if args.out else settings.root / "outputs" / "parity"
-    _prepare(out)
+    tempdirs.fresh_out(out, "parity", _MARKER)
     steps = Steps(settings, overrides, job="parity")
     data = out / "data"
     steps.step(
@@ -151,20 +139,19 @@ def run(args: argparse.Namespace) -> Result:
 def _compare(submissions: dict[str, Path], data: dict[str, Any], timings: dict[str, float]) -> Result:
     (reference_name, reference_path), *others = submissions.items()
     reference = parity.read_submission(reference_path, reference_name)
-    table: dict[str, Any] = {
-        reference_name: {"path": str(reference_path), "sha256": parity.sha256(reference), "matches": True}
-    }
-    rows = [(reference_name, f"{parity.sha256(reference)[:16]}…  reference  {reference_path}")]
+    digest = sha256_bytes(reference)
+    table: dict[str, Any] = {reference_name: {"path": str(reference_path), "sha256": digest, "matches": True}}
+    rows = [(reference_name, f"{digest[:16]}…  reference  {reference_path}")]
     mismatches = []
     for name, path in others:
         body = parity.read_submission(path, name)
-        diff = parity.first_difference(reference, body)
-        table[name] = {"path": str(path), "sha256": parity.sha256(body), "matches": diff is None}
+        digest, diff = sha256_bytes(body), parity.first_difference(reference, body)
+        table[name] = {"path": str(path), "sha256": digest, "matches": diff is None}
         if diff is None:
-            rows.append((name, f"{parity.sha256(body)[:16]}…  identical  {path}"))
+            rows.append((name, f"{digest[:16]}…  identical  {path}"))
             continue
         table[name]["first_difference"] = diff.to_json()
-        rows.append((name, f"{parity.sha256(body)[:16]}…  DIFFERS: {diff.describe()}"))
+        rows.append((name, f"{digest[:16]}…  DIFFERS: {diff.describe()}"))
         mismatches.append(f"{name} differs from {reference_name} at {diff.describe()}")
     result = Result(
         "parity",

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -49,20 +48,6 @@ _PASS_THROUGH = (
     "SPECTRAMIND_SEED",
     "SPECTRAMIND_PROFILE",
 )
-
-
-def _prepare_out(out: Path) -> None:
-    """``--out`` becomes /kaggle/working, which starts empty; only a folder we made is emptied."""
-    if out.exists() and any(out.iterdir()):
-        if not (out / _MARKER).is_file():
-            raise UsageError(
-                "--out is not empty and was not made by simulate",
-                where=str(out),
-                fix="pass an empty or new folder as --out",
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text("made by python -m bundler simulate; emptied before each run\n")
 
 
 def _image_for(settings: Settings, manifest: dict[str, Any]) -> ImageManifest:
@@ -139,7 +124,7 @@ def run(args: argparse.Namespace) -> Result:
             python=str(python),
         )
     out = Path(args.out).resolve() if args.out else settings.root / "outputs" / "simulate"
-    _prepare_out(out)
+    tempdirs.fresh_out(out, "simulate", _MARKER)  # /kaggle/working starts empty
     data = _data_dir(args, settings)
     budget = float(args.budget) if args.budget is not None else float(settings.env.budget_s)
     with tempdirs.temporary("spectramind-sim-") as tmp:  # a killed run's is removed by the next
